@@ -1,0 +1,366 @@
+"""Shared machinery for the native loaders: finding files, reading spreadsheets, listing frames.
+
+Every loader builds a list of records and a list of :class:`~mertk.records.Skip` entries. A row that
+cannot be used is never dropped silently: it is listed in ``skipped`` with the file, row and reason.
+Problems that make the whole dataset unusable (missing root, missing or wrong spreadsheet) raise
+:class:`~mertk.errors.DataError` at construction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import pandas as pd
+
+from ..errors import DataError
+from ..records import ClipRecord, ImageRecord, Skip
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+_LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------
+
+
+def require_dir(root: str | Path, what: str = "dataset root") -> Path:
+    """Return ``root`` as a Path, or raise naming it when it is not a directory."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(path, f"{what} does not exist")
+    if not path.is_dir():
+        raise DataError(path, f"{what} is not a directory")
+    return path
+
+
+def find_file(root: Path, patterns: Sequence[str], what: str, explicit: str | Path | None = None) -> Path:
+    """Find one file under ``root`` matching the first glob pattern that matches anything.
+
+    ``explicit`` (a user-given path) wins. When several files match one pattern the newest-named
+    (lexicographically last, e.g. the latest ``CASME2-coding-YYYYMMDD.xlsx``) is taken.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise DataError(path, f"{what} not found")
+        return path
+    for pattern in patterns:
+        hits = sorted(p for p in root.glob(pattern) if p.is_file() and not p.name.startswith("~$"))
+        if hits:
+            return hits[-1]
+    raise DataError(root, f"{what} not found (looked for {', '.join(patterns)})")
+
+
+def find_dir(root: Path, candidates: Sequence[str]) -> Path | None:
+    """First existing directory among ``root/candidate`` (``"."`` means root itself)."""
+    for name in candidates:
+        path = root if name == "." else root / name
+        if path.is_dir():
+            return path
+    return None
+
+
+def numbered_frames(folder: Path, exts: Sequence[str] = IMAGE_EXTS) -> tuple[tuple[Path, ...], tuple[int, ...]]:
+    """List the image files of a frame folder, ordered by the last integer in each file name.
+
+    Raises :class:`DataError` when two files carry the same frame number or a name has no number.
+    """
+    items: list[tuple[int, Path]] = []
+    for path in folder.iterdir():
+        if path.suffix.lower() not in exts or not path.is_file():
+            continue
+        match = _LAST_INT.search(path.stem)
+        if match is None:
+            raise DataError(path, "frame file name carries no frame number")
+        items.append((int(match.group(1)), path))
+    items.sort()
+    numbers = [n for n, _ in items]
+    dupes = [n for n, c in Counter(numbers).items() if c > 1]
+    if dupes:
+        raise DataError(folder, f"several files carry frame number {dupes[0]}")
+    return tuple(p for _, p in items), tuple(numbers)
+
+
+# ----------------------------------------------------------------------------------------------
+# spreadsheets
+# ----------------------------------------------------------------------------------------------
+
+
+def norm_header(text: Any) -> str:
+    """Normalise a column header for matching: lower case, single spaces, no trailing punctuation."""
+    return re.sub(r"\s+", " ", str(text)).strip().lower().rstrip(":")
+
+
+def read_table(path: Path, required: Sequence[str], *, sheet: int | str = 0, max_scan: int = 40) -> tuple[pd.DataFrame, list[int]]:
+    """Read an annotation table (xlsx, xls or csv) whose header row may follow preamble rows.
+
+    The header is the first row (within ``max_scan`` rows) that contains every name in
+    ``required`` (compared after :func:`norm_header`). Returns the data rows with normalised column
+    names, and for each data row its 1-based row number in the file (as a spreadsheet program
+    shows it), for error messages.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            raw = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="openpyxl")
+        elif suffix == ".xls":
+            raw = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="xlrd")
+        elif suffix in (".csv", ".txt"):
+            raw = pd.read_csv(path, header=None, dtype=object, keep_default_na=False)
+        else:
+            raise DataError(path, f"unsupported annotation file type {suffix!r} (expected .xlsx, .xls or .csv)")
+    except DataError:
+        raise
+    except Exception as exc:  # openpyxl/xlrd raise many types for a corrupt or foreign file
+        raise DataError(path, f"cannot read as a spreadsheet ({type(exc).__name__}: {exc})") from None
+    want = [norm_header(r) for r in required]
+    for i in range(min(max_scan, len(raw))):
+        cells = [norm_header(c) for c in raw.iloc[i].tolist() if not _blank(c)]
+        if all(w in cells for w in want):
+            header = [norm_header(c) if not _blank(c) else f"unnamed_{j}" for j, c in enumerate(raw.iloc[i].tolist())]
+            body = raw.iloc[i + 1 :].copy()
+            body.columns = _dedupe(header)
+            keep = ~body.apply(lambda r: all(_blank(v) for v in r), axis=1)
+            rows = [int(k) + 1 for k in body.index[keep]]
+            return body[keep].reset_index(drop=True), rows
+    raise DataError(path, f"no header row with columns {', '.join(required)} in the first {max_scan} rows")
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: Counter[str] = Counter()
+    out = []
+    for n in names:
+        out.append(n if not seen[n] else f"{n}.{seen[n]}")
+        seen[n] += 1
+    return out
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def cell_text(value: Any) -> str:
+    """A cell as stripped text ('' for blank); whole floats lose their '.0' (46.0 -> '46')."""
+    if _blank(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def cell_int(value: Any, *, column: str) -> int | None:
+    """Parse a frame-number cell: ints, whole floats, digit strings; blank or '/' or '-' is ``None``.
+
+    Raises ``ValueError`` with a readable message for anything else (e.g. ``'12a'``, ``3.5``).
+    """
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{column} is {value!r}, not a frame number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError(f"{column} is {value!r}, not a whole frame number")
+    text = str(value).strip()
+    if text in {"/", "-", "--", "n/a", "N/A", "NA", "?"}:
+        return None
+    if re.fullmatch(r"\d+(\.0+)?", text):
+        return int(float(text))
+    raise ValueError(f"{column} is {text!r}, not a frame number")
+
+
+def split_aus(value: Any) -> tuple[str, ...]:
+    """Split an Action Units cell into units, keeping alternatives together.
+
+    ``"4+7"`` -> ``("AU4", "AU7")``; ``"AU4 + AU7"`` -> same; ``"R12"`` keeps its side prefix;
+    ``"4 or 7"`` / ``"AU4 or AU7"`` -> ``("AU4 or AU7",)``: the annotator's alternative is kept as
+    one item rather than guessed. Bare numbers get the ``AU`` prefix.
+    """
+    text = cell_text(value)
+    if not text or text.lower() in {"/", "-", "none", "n/a"}:
+        return ()
+    units = []
+    for part in re.split(r"\s*\+\s*|\s*,\s*|\s*;\s*", text):
+        part = part.strip()
+        if not part:
+            continue
+        alternatives = [_au_name(a) for a in re.split(r"\s+or\s+|\s*/\s*", part, flags=re.I) if a.strip()]
+        units.append(" or ".join(alternatives))
+    return tuple(units)
+
+
+def _au_name(token: str) -> str:
+    token = token.strip()
+    if re.fullmatch(r"\d+[A-Za-z]?", token):
+        return f"AU{token}"
+    match = re.fullmatch(r"(?i)au\s*(\d+[A-Za-z]?)", token)
+    if match:
+        return f"AU{match.group(1)}"
+    return token
+
+
+def au_numbers(aus: Iterable[str]) -> frozenset[int]:
+    """The AU numbers of certain units (side prefixes L/R/B/T dropped, intensities dropped,
+    alternatives 'AU4 or AU7' ignored since they are uncertain)."""
+    out = set()
+    for unit in aus:
+        if " or " in unit:
+            continue
+        match = re.search(r"(\d+)", unit)
+        if match:
+            out.add(int(match.group(1)))
+    return frozenset(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# datasets
+# ----------------------------------------------------------------------------------------------
+
+
+class ClipDataset:
+    """Base of the micro-expression (and CK+) loaders: an indexed list of :class:`ClipRecord`.
+
+    Subclasses set ``name``, ``fps``, ``labels`` (the native vocabulary, lower case) and fill
+    ``records``, ``skipped``, ``rows`` and ``annotation`` in ``__init__``. ``records`` holds every
+    annotation row that parsed; ``usable()`` those whose frames were found and are consistent.
+    """
+
+    name: str = ""
+    fps: float = 200.0
+    labels: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.root: Path = Path(".")
+        self.annotation: Path | None = None
+        self.rows: int = 0
+        self.records: list[ClipRecord] = []
+        self.skipped: list[Skip] = []
+        self.notes: list[str] = []
+
+    # -- sequence protocol over usable clips ------------------------------------------------------
+    def usable(self) -> list[ClipRecord]:
+        """Records whose frames are present (the ones preprocessing and training can use)."""
+        return [r for r in self.records if r.has_frames]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> ClipRecord:
+        return self.records[i]
+
+    def __iter__(self) -> Iterator[ClipRecord]:
+        return iter(self.records)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({r.subject for r in self.records})
+
+    # -- helpers for subclasses ---------------------------------------------------------------------
+    def skip(self, source: str, item: str, reason: str) -> None:
+        self.skipped.append(Skip(source, item, reason))
+
+    def attach_frames(self, record: ClipRecord, folder: Path | None) -> ClipRecord:
+        """Return ``record`` with its frames listed from ``folder``, or record a skip saying why not.
+
+        A clip keeps its annotation (it counts in ``clips``) even when its frames are absent or
+        inconsistent; the reason lands in ``skipped`` so ``info`` can say it.
+        """
+        from dataclasses import replace
+
+        if folder is None or not folder.is_dir():
+            where = folder if folder is not None else "(no folder)"
+            self.skip(record.source, record.key, f"frame folder not found: {where}")
+            return record
+        try:
+            paths, numbers = numbered_frames(folder)
+        except DataError as exc:
+            self.skip(record.source, record.key, str(exc))
+            return record
+        if len(paths) == 0:
+            self.skip(record.source, record.key, f"frame folder holds no images: {folder}")
+            return record
+        if len(paths) == 1:
+            self.skip(record.source, record.key, f"clip of one frame: {folder}")
+            return record
+        for what, value in (("onset", record.onset), ("apex", record.apex), ("offset", record.offset)):
+            if value is not None and value not in numbers:
+                self.skip(
+                    record.source,
+                    record.key,
+                    f"{what} frame {value} not in {folder} (holds frames {numbers[0]}..{numbers[-1]})",
+                )
+                return record
+        # keep the annotated interval when the folder holds more than it (raw recordings)
+        lo = record.onset if record.onset is not None else numbers[0]
+        hi = record.offset if record.offset is not None else numbers[-1]
+        pairs = [(p, n) for p, n in zip(paths, numbers) if lo <= n <= hi]
+        if len(pairs) < 2:
+            self.skip(record.source, record.key, f"clip of one frame between onset {lo} and offset {hi}: {folder}")
+            return record
+        return replace(record, frames=tuple(p for p, _ in pairs), frame_numbers=tuple(n for _, n in pairs))
+
+    def check_interval(self, source: str, item: str, onset: int | None, apex: int | None, offset: int | None) -> bool:
+        """Validate onset <= apex <= offset; record a skip and return False otherwise."""
+        if onset is not None and offset is not None and onset > offset:
+            self.skip(source, item, f"onset {onset} after offset {offset}")
+            return False
+        if onset is not None and offset is not None and onset == offset:
+            self.skip(source, item, f"clip of one frame (onset = offset = {onset})")
+            return False
+        if apex is not None and ((onset is not None and apex < onset) or (offset is not None and apex > offset)):
+            self.skip(source, item, f"apex {apex} outside onset..offset {onset}..{offset}")
+            return False
+        return True
+
+
+class ImageDataset:
+    """Base of the still-image loaders (FER2013, FERPlus, feature folders): a list of ImageRecord."""
+
+    name: str = ""
+    labels: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.root: Path = Path(".")
+        self.annotation: Path | None = None
+        self.rows: int = 0
+        self.records: list[ImageRecord] = []
+        self.skipped: list[Skip] = []
+        self.notes: list[str] = []
+
+    def usable(self) -> list[ImageRecord]:
+        return list(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> ImageRecord:
+        return self.records[i]
+
+    def __iter__(self) -> Iterator[ImageRecord]:
+        return iter(self.records)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({r.subject for r in self.records if r.subject})
+
+    def skip(self, source: str, item: str, reason: str) -> None:
+        self.skipped.append(Skip(source, item, reason))
+
+    def load_image(self, record: ImageRecord):  # pragma: no cover - overridden
+        """Pixels of one record as a uint8 array (H x W or H x W x 3)."""
+        raise NotImplementedError
+
+
+def count_labels(records: Iterable[ClipRecord | ImageRecord]) -> dict[str, int]:
+    return dict(sorted(Counter(r.label for r in records).items()))
