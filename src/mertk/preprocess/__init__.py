@@ -1,0 +1,1 @@
+"""Preprocessing stages: face and landmarks, crop, alignment, magnification, flow, encodings."""
