@@ -124,7 +124,7 @@ def run(pairs: int, seed: int, methods: list[str], repeats: int = 3) -> dict:
 def print_table(result: dict) -> None:
     print(f"flow benchmark: {result['pairs']} pairs per size, seed {result['seed']}, "
           f"best of {result['repeats']} timed runs, "
-          f"torch threads {result['torch_threads']}, OpenCV threads {result['opencv_threads']}")
+          f"torch global threads {result['torch_threads']} (tvl1 sets its own), OpenCV threads {result['opencv_threads']}")
     print(f"{'method':<14} {'size':>8} {'mean EPE (px)':>14} {'ms/pair':>9}")
     for r in result["rows"]:
         ms = "" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"

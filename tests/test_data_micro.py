@@ -15,7 +15,8 @@ import pytest
 
 from mertk.data.base import au_numbers, cell_int, cell_text, count_labels, split_aus
 from mertk.data.casme import CASME
-from mertk.data.casme2 import CASME2, objective_roman, subject_number
+from mertk.data.casme2 import CASME2
+from mertk.data.sheet import objective_roman, subject_number
 from mertk.data.fake.micro import (
     SAMM_PREAMBLE,
     casme2_clip_dir,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -71,10 +72,85 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_cache_dir() -> Path:
+    """``$MERTK_CACHE``, else ``~/.cache/mertk/features``."""
+    return Path(os.environ.get("MERTK_CACHE", Path.home() / ".cache" / "mertk" / "features"))
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .errors import MertkError as _Err
+    from .preprocess.pipeline import apply_overrides, config_for_feature, config_for_model, prepare
+
+    if (args.features is None) == (args.model is None):
+        raise _Err("prepare: give exactly one of --features NAME or --model NAME")
+    config = config_for_model(args.model) if args.model else config_for_feature(args.features)
+    config = apply_overrides(config, args.set)
+    dataset = open_dataset(args.dataset, args.root)
+    cache = None if args.no_cache else (args.cache or default_cache_dir())
+    result = prepare(dataset, config, cache_dir=cache, workers=args.workers, progress=not (args.json or args.quiet))
+    summary = result.summary()
+    summary.update({"dataset": args.dataset, "root": str(args.root), "cache": None if cache is None else str(cache),
+                    "loader_skipped": [s.as_dict() for s in dataset.skipped]})
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{args.dataset}: prepared {summary['prepared']} {config.feature} features in {summary['seconds']} s "
+              f"({result.hits} from the cache, {result.misses} computed) -> {summary['cache']}")
+        if dataset.skipped:
+            print(f"  {len(dataset.skipped)} clip(s) skipped by the loader (see `mertk info {args.dataset} {args.root}`)")
+        for item in result.skipped:
+            print(f"  skipped {item.item}: {item.reason}")
+    if not result.features:
+        first = result.skipped[0].reason if result.skipped else "the dataset has no usable clip"
+        raise _Err(f"prepare: nothing could be prepared ({first})")
+    return 0
+
+
+def cmd_flow(args: argparse.Namespace) -> int:
+    import time
+
+    import cv2
+    import numpy as np
+
+    from .errors import DataError
+    from .preprocess.flow import get_flow_method
+
+    images = []
+    for path in (args.a, args.b):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(path, "unreadable image" if path.exists() else "image not found")
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if images[0].shape != images[1].shape:
+        raise DataError(args.b, f"size {images[1].shape[1]}x{images[1].shape[0]} differs from {args.a} "
+                                f"({images[0].shape[1]}x{images[0].shape[0]})")
+    method = get_flow_method(args.method)
+    start = time.perf_counter()
+    flow = method(images[0], images[1])
+    ms = (time.perf_counter() - start) * 1000
+    magnitude = np.hypot(flow[..., 0], flow[..., 1])
+    if args.out is not None:
+        np.save(args.out, flow)
+    summary = {"method": args.method, "shape": list(flow.shape), "ms": round(ms, 2),
+               "mean_magnitude": float(magnitude.mean()), "max_magnitude": float(magnitude.max()),
+               "mean_u": float(flow[..., 0].mean()), "mean_v": float(flow[..., 1].mean()),
+               "out": None if args.out is None else str(args.out)}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{args.method}: {flow.shape[1]}x{flow.shape[0]} flow in {ms:.1f} ms; mean |flow| "
+              f"{summary['mean_magnitude']:.3f} px, max {summary['max_magnitude']:.3f} px, mean (u, v) "
+              f"({summary['mean_u']:.3f}, {summary['mean_v']:.3f})" + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "describe a dataset copy: rows, clips, frames found, labels, skipped rows"),
     "synth": (cmd_synth, "write the synthetic benchmark in the native dataset layouts"),
     "models": (cmd_models, "list registered models with parameter counts"),
+    "prepare": (cmd_prepare, "preprocess a dataset into cached features (faces, crops, apex, flow, encodings)"),
+    "flow": (cmd_flow, "optical flow between two images"),
 }
 
 
@@ -101,6 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help=COMMANDS["models"][1], description=COMMANDS["models"][1])
     p.add_argument("--json", action="store_true", help="print a JSON list")
+
+    p = sub.add_parser("prepare", help=COMMANDS["prepare"][1], description=COMMANDS["prepare"][1])
+    p.add_argument("dataset", help="dataset or composite name")
+    p.add_argument("root", type=Path, help="folder holding the dataset as shipped")
+    p.add_argument("--features", default=None, help="feature family (uvs, hsi_flow, flow_uv, flow_vx, flow_vy, flow_mag, "
+                   "flow_vxvy, flow_vxvym, clip_rgb, strcn_pixels, gray_face)")
+    p.add_argument("--model", default=None, help="build the features a registered model takes (see `mertk models`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a pipeline parameter, e.g. --set eye_mask=true --set flow=tvl1_opencv")
+    p.add_argument("--cache", type=Path, default=None, help="cache folder (default $MERTK_CACHE or ~/.cache/mertk/features)")
+    p.add_argument("--no-cache", action="store_true", help="compute everything, store nothing")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: one per core, at most 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("flow", help=COMMANDS["flow"][1], description=COMMANDS["flow"][1])
+    p.add_argument("a", type=Path, help="first image")
+    p.add_argument("b", type=Path, help="second image")
+    p.add_argument("--method", default="tvl1", help="registered flow method (tvl1, tvl1_opencv, farneback, dis, horn_schunck)")
+    p.add_argument("--out", type=Path, default=None, help="write the H x W x 2 float32 flow (u, v) as .npy")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
 
@@ -116,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mertk: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `mertk models | head`: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

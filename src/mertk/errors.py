@@ -31,3 +31,11 @@ class UnknownNameError(MertkError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class PreprocessError(MertkError):
+    """A preprocessing stage cannot work on its input (too few frames, mismatched sizes, no face...)."""
+
+
+class ModelError(MertkError, ValueError):
+    """A model was given an input that does not match its declared input spec, or a bad option."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import DataError
 from ..registry import DATASETS
 from .base import find_file, require_dir
-from .casme2 import SheetClipDataset
+from .sheet import SheetClipDataset
 from .fake.micro import write_fake_casme
 
 CODING_PATTERNS = ("*coding*.xlsx", "*coding*.xls", "*coding*.csv")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..registry import DATASETS
 from .base import find_file, require_dir
-from .casme2 import SheetClipDataset
+from .sheet import SheetClipDataset
 from .fake.micro import write_fake_samm
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import MertkError
+from ..errors import ModelError
 
 #: Feature families a model may ask the preprocessing pipeline for (name -> what it is).
 FEATURES: dict[str, str] = {
@@ -29,10 +29,6 @@ FEATURES: dict[str, str] = {
     "clip_rgb": "T x H x W RGB frame clip",
     "strcn_pixels": "selected micro-expression-aware pixels x frames x 3 channels (STRCN-A)",
 }
-
-
-class ModelError(MertkError, ValueError):
-    """A model was built with impossible arguments or given an input it cannot take."""
 
 
 @dataclass(frozen=True)

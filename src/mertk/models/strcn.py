@@ -57,7 +57,7 @@ class STRCN(MerModel):
         num_classes: output classes (SMIC 3; CASME II, SAMM and their union 4).
         in_channels: 3 for STRCN-A (colour channels), 2 for STRCN-G (flow u, v).
         variant: ``"a"`` (appearance: pixels x frames map) or ``"g"`` (geometric: flow image).
-        input_size: (H, W) of the input map: (pixels, frames) for STRCN-A, (245, 300) for STRCN-G.
+        input_size: (H, W) of the input map: (pixels, frames) for STRCN-A, (300, 245) for STRCN-G.
         num_maps: M, feature maps of every layer.
         num_rcl: recurrent convolutional layers, 1..4 (RCL2..RCL5).
         steps: recurrent unrolling steps per RCL (3 in Table I).
@@ -130,8 +130,8 @@ def strcn_a(**kw) -> STRCN:
 @register_model(
     "strcn_g",
     paper="strcn-xia-2019",
-    description="STRCN-G: RCNs on 300x245 (W x H) onset->apex flow, 4 classes",
-    input_spec=InputSpec("flow_uv", (2, 245, 300), "300x245 (W x H) flow (u, v) onset->apex"),
+    description="STRCN-G: RCNs on 300x245 (H x W) onset->apex flow, 4 classes",
+    input_spec=InputSpec("flow_uv", (2, 300, 245), "300x245 (H x W) flow (u, v) onset->apex, eye-box crop"),
 )
 def strcn_g(**kw) -> STRCN:
-    return STRCN(**{"variant": "g", "in_channels": 2, "input_size": (245, 300), **kw})
+    return STRCN(**{"variant": "g", "in_channels": 2, "input_size": (300, 245), **kw})

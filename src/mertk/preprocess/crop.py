@@ -19,7 +19,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..errors import MertkError
+from ..errors import PreprocessError
 
 __all__ = [
     "Box",
@@ -40,10 +40,6 @@ __all__ = [
 
 RIGHT_EYE = slice(36, 42)  # subject's right eye (image left), 0-based iBUG
 LEFT_EYE = slice(42, 48)
-
-
-class PreprocessError(MertkError):
-    """Frames or landmarks that a preprocessing stage cannot use (empty clip, wrong shape, ...)."""
 
 
 class CropError(PreprocessError):

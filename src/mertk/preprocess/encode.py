@@ -19,13 +19,13 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..errors import MertkError
+from ..errors import PreprocessError
 from .strain import optical_strain
 
 ShallowKind = Literal["vx", "vy", "mag", "vxvy"]
 
 
-class EncodeError(MertkError):
+class EncodeError(PreprocessError):
     """A flow or image given to an encoder has the wrong shape or values, or an option is unknown."""
 
 

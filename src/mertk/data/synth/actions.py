@@ -224,7 +224,7 @@ def plan_labels(dataset: str, n_subjects: int, per_subject: int, rng: np.random.
 
     Counts follow the real class shares (largest remainder), then each MEGC 2019 class
     (negative/positive/surprise) present in the dataset is topped up to ``min_subjects_per_class``
-    clips, taken from the most frequent program. Clips are dealt round-robin over subjects after
+    clips (where the total allows), taken from the most frequent program of another class. Clips are dealt round-robin over subjects after
     sorting by class, so each class is spread over as many subjects as possible.
     """
     programs = PROGRAMS[dataset]
@@ -240,10 +240,14 @@ def plan_labels(dataset: str, n_subjects: int, per_subject: int, rng: np.random.
         if not members:
             continue
         while sum(counts[i] for i in members) < need:
-            donor = int(np.argmax(counts))
-            best = max(members, key=lambda i: shares[i])
+            # take a clip from the largest program whose own class stays above the minimum
+            donors = [i for i, p in enumerate(programs) if counts[i] > 0 and p.megc != megc and (
+                p.megc is None or sum(counts[j] for j, q in enumerate(programs) if q.megc == p.megc) > need)]
+            if not donors:
+                break
+            donor = max(donors, key=lambda i: counts[i])
             counts[donor] -= 1
-            counts[best] += 1
+            counts[max(members, key=lambda i: shares[i])] += 1
     pool = [programs[i] for i in range(len(programs)) for _ in range(counts[i])]
     per: list[list[Program]] = [[] for _ in range(n_subjects)]
     offset = int(rng.integers(n_subjects))

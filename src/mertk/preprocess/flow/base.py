@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Sequence
 import cv2
 import numpy as np
 
-from ...errors import MertkError
+from ...errors import PreprocessError
 from ...registry import FLOWS
 
 
-class FlowError(MertkError):
+class FlowError(PreprocessError):
     """Bad frames given to a flow method, unknown parameters, or a non-finite flow result."""
 
 

@@ -88,7 +88,10 @@ class TVL1(FlowMethod):
             warp; 0 or 1 turns it off. Default 3.
         presmooth_sigma: Gaussian blur of both frames before the pyramid, in pixels. Default 0.8.
         threads: torch intra-op threads while computing (restored afterwards); None leaves
-            torch's setting alone. Default None.
+            torch's setting alone. Default 1: on face-sized images each operation is too small for
+            threading to pay off, and on a shared CPU OpenMP barriers stall on descheduled threads
+            (measured 20x slower with 2 threads on a loaded 2-core machine). Parallelise over
+            batches or processes instead.
     """
 
     name: ClassVar[str] = "tvl1"
@@ -101,7 +104,7 @@ class TVL1(FlowMethod):
     iterations: int = 10
     median_filtering: int = 3
     presmooth_sigma: float = 0.8
-    threads: int | None = None
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         problems = []

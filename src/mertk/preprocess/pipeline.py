@@ -1,0 +1,526 @@
+"""The preprocessing pipeline: from a dataset's records to the arrays a model takes, cached.
+
+One :class:`PrepareConfig` holds every parameter of every stage; :func:`config_for_model` derives it
+from a registered model's declared input (feature family and shape). :func:`prepare_clip` runs the
+stages on one clip::
+
+    frames -> face + 68 landmarks (onset frame; one box per clip) -> [alignment] -> crop
+           -> [motion magnification] -> apex (annotation or a spotter) -> feature family
+
+and :func:`prepare` runs it over a dataset in parallel, through the content-addressed cache, with a
+progress bar. A clip that cannot be prepared (unreadable frame, no face, too short, NaN flow) becomes
+a :class:`~mertk.records.Skip` with its reason; nothing is replaced by a zero image.
+
+Feature families (the ``feature`` of a model's :class:`~mertk.models.InputSpec`):
+
+=============== ==================================================================================
+``uvs``         [u, v, optical strain] of the onset->apex flow, 3 x H x W float (STSTNet, LAENet)
+``hsi_flow``    HSI-coded flow from the first frame to every later frame, T-1 x 3 x H x W uint8 (SHCNN)
+``flow_uv``     onset->apex flow u, v, 2 x H x W float (OFF-ApexNet, STRCN-G)
+``flow_vx``     Vx / Vy / magnitude / Vx-Vy / Vx-Vy-M of the onset->apex flow (Belaiche et al.),
+``flow_vy``     C x H x W float; ``apex_plus_one`` adds the onset->apex+1 flow as ``x_aug``
+``flow_mag``
+``flow_vxvy``
+``flow_vxvym``
+``clip_rgb``    the cropped clip, T x H x W x 3 uint8 (3D-CNN; windows are drawn at training time)
+``strcn_pixels``the cropped clip normalised to ``frames`` frames, T x H x W x 3 uint8; the mask of
+                micro-expression-aware pixels is fitted on training folds only, at training time
+``gray_face``   a grey face, 1 x H x W uint8 (static datasets)
+=============== ==================================================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import DataError, MertkError, PreprocessError
+from ..records import ClipRecord, ImageRecord, Skip
+from ..registry import SPOTTERS
+from . import apex as _apex  # noqa: F401  (registers the apex spotters)
+from .cache import PIPELINE_VERSION, FeatureCache, cache_key
+from .crop import Box, crop_clip, get_box, resize
+from .encode import hsi_image, shallow_channels, uvs_image
+from .eyemask import apply_eye_mask, eye_mask
+from .flow import get_flow_method
+from .strain import optical_strain
+
+CLIP_FEATURES = ("uvs", "hsi_flow", "flow_uv", "flow_vx", "flow_vy", "flow_mag", "flow_vxvy", "flow_vxvym",
+                 "clip_rgb", "strcn_pixels")
+IMAGE_FEATURES = ("gray_face", "uvs")
+FEATURES = tuple(dict.fromkeys(CLIP_FEATURES + IMAGE_FEATURES))
+CROPS = ("laenet", "strcn", "square", "none")
+ALIGNMENTS = ("none", "similarity", "lwm")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Every parameter of the preprocessing stages (all of them enter the cache key).
+
+    Attributes:
+        feature: feature family to build (see the module docstring).
+        size: output height and width of maps or frames.
+        crop: face box (``laenet`` margins, ``strcn`` eye box, ``square``, or ``none`` for pre-cropped
+            frames).
+        flow: registered flow method (``tvl1`` is ours; ``tvl1_opencv`` the reference).
+        flow_params: keyword parameters of the flow method, as sorted ``(name, value)`` pairs.
+        apex: ``annotation`` (the annotated apex; clips without one are spotted with
+            ``apex_fallback``) or a registered spotter used for every clip.
+        apex_fallback: spotter for clips whose annotation has no apex.
+        eye_mask: zero the eye regions (landmarks 37-42, 43-48) of flow features (LAENet).
+        eye_dilate: grow the eye mask by this many pixels of the crop.
+        magnify: Eulerian magnification factor alpha (0 = off), with STRCN's r1 = 0.4, r2 = 0.05.
+        align: align every frame to the first (``similarity`` or ``lwm``) using per-frame landmarks.
+        frames: temporal normalisation length for clip features (0 keeps the clip's frames).
+        temporal: ``tim`` or ``linear`` (for ``frames``).
+        uvs_normalise: normalisation of ``uvs`` maps (``minmax`` per channel, ``fixed``, ``none``).
+        apex_plus_one: also build the onset->apex+1 flow feature (``x_aug``), an augmentation.
+        upsample: dlib detector upsampling for small faces.
+    """
+
+    feature: str = "uvs"
+    size: tuple[int, int] = (28, 28)
+    crop: str = "laenet"
+    flow: str = "tvl1"
+    flow_params: tuple[tuple[str, Any], ...] = ()
+    apex: str = "annotation"
+    apex_fallback: str = "dc_rois_lbp"
+    eye_mask: bool = False
+    eye_dilate: int = 0
+    magnify: float = 0.0
+    align: str = "none"
+    frames: int = 0
+    temporal: str = "tim"
+    uvs_normalise: str = "minmax"
+    apex_plus_one: bool = False
+    upsample: int = 1
+
+    def __post_init__(self) -> None:
+        if self.feature not in FEATURES:
+            raise PreprocessError(f"unknown feature {self.feature!r}; choose from: {', '.join(FEATURES)}")
+        if self.crop not in CROPS:
+            raise PreprocessError(f"unknown crop {self.crop!r}; choose from: {', '.join(CROPS)}")
+        if self.align not in ALIGNMENTS:
+            raise PreprocessError(f"unknown alignment {self.align!r}; choose from: {', '.join(ALIGNMENTS)}")
+        if self.temporal not in ("tim", "linear"):
+            raise PreprocessError(f"unknown temporal normalisation {self.temporal!r}; choose from: tim, linear")
+        for name in {self.apex, self.apex_fallback} - {"annotation"}:
+            SPOTTERS.get(name)  # unknown spotters list the valid names
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise PreprocessError(f"size must be (height, width) > 0, got {self.size}")
+        object.__setattr__(self, "size", tuple(int(s) for s in self.size))
+        object.__setattr__(self, "flow_params", tuple(sorted(dict(self.flow_params).items())))
+
+    def replace(self, **changes: Any) -> "PrepareConfig":
+        if "flow_params" in changes and isinstance(changes["flow_params"], Mapping):
+            changes["flow_params"] = tuple(changes["flow_params"].items())
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["size"] = list(self.size)
+        out["flow_params"] = dict(self.flow_params)
+        return out
+
+
+# Defaults per feature family, as the papers use them; sizes come from the model's input spec.
+FEATURE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "uvs": {"crop": "laenet", "flow": "tvl1"},
+    "hsi_flow": {"crop": "laenet", "flow": "tvl1"},
+    "flow_uv": {"crop": "laenet", "flow": "tvl1"},
+    "flow_vx": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
+    "flow_vy": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
+    "flow_mag": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
+    "flow_vxvy": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
+    "flow_vxvym": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
+    "clip_rgb": {"crop": "square"},
+    "strcn_pixels": {"crop": "strcn", "frames": 30, "temporal": "tim"},
+    "gray_face": {"crop": "none"},
+}
+# Output size (height, width) per feature family when no model is named.
+FEATURE_SIZES: dict[str, tuple[int, int]] = {
+    "uvs": (28, 28), "hsi_flow": (112, 112), "flow_uv": (28, 28), "flow_vx": (224, 224), "flow_vy": (224, 224),
+    "flow_mag": (224, 224), "flow_vxvy": (224, 224), "flow_vxvym": (224, 224), "clip_rgb": (128, 128),
+    "strcn_pixels": (64, 48), "gray_face": (48, 48),
+}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "laenet": {"eye_mask": True},
+    "strcn_g": {"crop": "strcn", "apex": "std_diff"},
+}
+
+
+def config_for_model(model: str, **overrides: Any) -> PrepareConfig:
+    """The pipeline configuration a registered model needs, from its declared input spec."""
+    from .. import models  # noqa: F401  (registers the models)
+    from ..registry import MODELS
+
+    spec = MODELS.entry(model).meta["input_spec"]
+    feature = spec.feature
+    # STRCN-A faces are 64 x 48 (H x W) before its pixel selection; other inputs end in (H, W).
+    size = (64, 48) if feature == "strcn_pixels" else tuple(spec.shape[-2:])
+    params: dict[str, Any] = {"feature": feature, "size": size}
+    params.update(FEATURE_DEFAULTS.get(feature, {}))
+    params.update(MODEL_DEFAULTS.get(model, {}))
+    params.update(overrides)
+    return PrepareConfig(**params)
+
+
+def config_for_feature(feature: str, **overrides: Any) -> PrepareConfig:
+    """The pipeline configuration of a feature family with the papers' defaults."""
+    if feature not in FEATURES:
+        raise PreprocessError(f"unknown feature {feature!r}; choose from: {', '.join(FEATURES)}")
+    params: dict[str, Any] = {"feature": feature, "size": FEATURE_SIZES[feature]}
+    params.update(FEATURE_DEFAULTS.get(feature, {}))
+    params.update(overrides)
+    return PrepareConfig(**params)
+
+
+def apply_overrides(config: PrepareConfig, assignments: Sequence[str]) -> PrepareConfig:
+    """Apply ``key=value`` strings (values parsed as YAML: ``eye_mask=false``, ``size=[32,32]``)."""
+    import yaml
+
+    fields = {f.name for f in dataclasses.fields(PrepareConfig)}
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise PreprocessError(f"--set {item!r}: expected KEY=VALUE with KEY one of: {', '.join(sorted(fields))}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PreprocessError(f"--set {item!r}: cannot parse the value ({exc.problem})") from None
+        changes[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return config.replace(**changes)
+    except TypeError as exc:
+        raise PreprocessError(f"--set: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# stages on one clip
+# ---------------------------------------------------------------------------------------------
+
+
+def read_frames(paths: Sequence[Path]) -> np.ndarray:
+    """Read a clip's frames as ``T x H x W x 3`` uint8 RGB; a bad or mismatched frame is a DataError."""
+    frames = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(path, "unreadable image")
+        if frames and image.shape != frames[0].shape:
+            raise DataError(path, f"frame size {image.shape[0]}x{image.shape[1]} differs from the clip's first frame "
+                                  f"{frames[0].shape[0]}x{frames[0].shape[1]}")
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if not frames:
+        raise PreprocessError("clip has no frames")
+    return np.stack(frames)
+
+
+def _grey(frames: np.ndarray) -> np.ndarray:
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return (frames.astype(np.float32) @ weights).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Prepared arrays of one record and how they were made.
+
+    ``arrays["x"]`` is the model input (see the module docstring); ``arrays`` may also hold
+    ``x_aug`` (an augmented copy), ``landmarks`` (68 x 2, crop coordinates), ``box`` (top, left,
+    bottom, right in the source frame), ``apex_index`` (position in the clip) and ``apex_source``.
+    """
+
+    record: ClipRecord | ImageRecord
+    arrays: Mapping[str, np.ndarray] = field(compare=False)
+    key: str = ""
+    cached: bool = False
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.arrays["x"]
+
+
+def _face_box(frames: np.ndarray, config: PrepareConfig, source: str) -> tuple[Box, np.ndarray]:
+    """One box per clip, from the onset frame's 68 landmarks (so crops do not jitter)."""
+    from .face import face_landmarks
+
+    onset = frames[0]
+    _, points = face_landmarks(onset, source=source, upsample=config.upsample)
+    if config.crop == "none":
+        box = Box(0, 0, onset.shape[0], onset.shape[1])
+    else:
+        box = get_box(config.crop, points, onset.shape)
+    return box, points.astype(np.float32)
+
+
+def _align(frames: np.ndarray, onset_points: np.ndarray, config: PrepareConfig) -> np.ndarray:
+    from .align import align_clip
+    from .face import FaceBox, landmarks
+
+    xs, ys = onset_points[:, 0], onset_points[:, 1]
+    pad = 0.25 * max(xs.max() - xs.min(), ys.max() - ys.min())
+    fbox = FaceBox(int(max(xs.min() - pad, 0)), int(max(ys.min() - pad, 0)),
+                   int(min(xs.max() + pad, frames.shape[2] - 1)), int(min(ys.max() + pad, frames.shape[1] - 1)))
+    per_frame = np.stack([landmarks(f, fbox) for f in frames])
+    return align_clip(frames, per_frame, method=config.align)
+
+
+def _spot_apex(frames: np.ndarray, points: np.ndarray, spotter: str, config: PrepareConfig) -> int:
+    """Apex position in the (cropped, uint8) clip by a registered spotter."""
+    fn = SPOTTERS.get(spotter)
+    if spotter == "flow_peak":
+        method = get_flow_method(config.flow, **dict(config.flow_params))
+        return int(fn(frames, landmarks=points, flow_fn=method))
+    return int(fn(frames, landmarks=points))
+
+
+def _flow_features(flow: np.ndarray, points: np.ndarray, config: PrepareConfig) -> np.ndarray:
+    if config.eye_mask:
+        mask = eye_mask(flow.shape[:2], points, dilate=config.eye_dilate)
+        flow = apply_eye_mask(flow, mask)
+    if config.feature == "uvs":
+        strain = optical_strain(flow)
+        if config.eye_mask:
+            strain = apply_eye_mask(strain, mask)
+        return uvs_image(flow, strain, normalise=config.uvs_normalise, size=config.size).transpose(2, 0, 1)
+    if config.feature == "flow_uv":
+        return shallow_channels(flow, "vxvy", size=config.size)
+    if config.feature == "flow_vxvym":
+        vxvy = shallow_channels(flow, "vxvy", size=config.size)
+        return np.concatenate([vxvy, np.hypot(vxvy[0], vxvy[1])[None]], axis=0)
+    return shallow_channels(flow, config.feature.removeprefix("flow_"), size=config.size)
+
+
+def prepare_clip(record: ClipRecord, config: PrepareConfig) -> dict[str, np.ndarray]:
+    """Run the pipeline on one clip and return its arrays (see :class:`Features`).
+
+    Raises a :class:`~mertk.errors.MertkError` subclass naming the clip's problem.
+    """
+    if len(record.frames) < 2:
+        raise PreprocessError(f"{record.key}: a clip of {len(record.frames)} frame(s); at least 2 are needed")
+    frames = read_frames(record.frames)
+    source = str(record.frames[0])
+    box, points = _face_box(frames, config, source)
+    if config.align != "none":
+        frames = _align(frames, points, config)
+    frames = np.ascontiguousarray(crop_clip(frames, box))
+    points = points - np.array([box.left, box.top], dtype=np.float32)
+    if config.magnify > 0:
+        from .magnify import magnify_clip
+
+        frames = magnify_clip(frames, alpha=config.magnify)
+    grey = _grey(frames)
+
+    if config.apex == "annotation" and record.apex is not None:
+        apex_index, apex_source = record.index_of(record.apex), "annotation"
+    else:
+        spotter = config.apex if config.apex != "annotation" else config.apex_fallback
+        apex_index, apex_source = _spot_apex(frames, points, spotter, config), f"spotted:{spotter}"
+    if apex_index == 0:
+        apex_index = 1 if len(frames) > 1 else 0  # the flow onset->onset carries no motion
+
+    out: dict[str, np.ndarray] = {
+        "box": np.array([box.top, box.left, box.bottom, box.right], dtype=np.int32),
+        "landmarks": points,
+        "apex_index": np.array(apex_index, dtype=np.int32),
+        "apex_source": np.array(apex_source),
+    }
+    feature = config.feature
+    if feature in ("clip_rgb", "strcn_pixels"):
+        clip = np.stack([resize(f, config.size) for f in frames])
+        if config.frames:
+            from .temporal import TEMPORAL
+
+            clip = np.clip(np.rint(TEMPORAL[config.temporal](clip.astype(np.float32), config.frames)), 0, 255)
+        out["x"] = clip.astype(np.uint8)
+        return out
+
+    method = get_flow_method(config.flow, **dict(config.flow_params))
+    if feature == "hsi_flow":
+        flows = method.batch([grey[0]] * (len(grey) - 1), list(grey[1:]))
+        out["x"] = np.stack([hsi_image(f, size=config.size).transpose(2, 0, 1) for f in flows])
+        out["apex_index"] = np.array(apex_index - 1, dtype=np.int32)  # index among the flow images
+        return out
+    targets = [apex_index] + ([apex_index + 1] if config.apex_plus_one and apex_index + 1 < len(grey) else [])
+    flows = method.batch([grey[0]] * len(targets), [grey[t] for t in targets])
+    out["x"] = _flow_features(flows[0], points, config).astype(np.float32)
+    if len(flows) > 1:
+        out["x_aug"] = _flow_features(flows[1], points, config).astype(np.float32)
+    return out
+
+
+def prepare_image(dataset: Any, record: ImageRecord, config: PrepareConfig) -> dict[str, np.ndarray]:
+    """Arrays of a still image: a grey face (``gray_face``) or a precomputed ``uvs`` map."""
+    image = np.asarray(dataset.load_image(record))
+    if config.feature == "gray_face":
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        return {"x": resize(grey, config.size)[None].astype(np.uint8)}
+    if config.feature == "uvs":
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(record.path, f"a [u, v, strain] map needs 3 channels, got shape {image.shape}")
+        return {"x": (resize(image, config.size).astype(np.float32) / 255.0).transpose(2, 0, 1)}
+    raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
+
+
+# ---------------------------------------------------------------------------------------------
+# a whole dataset
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare` built: features per usable record, skips with reasons, cache figures."""
+
+    config: PrepareConfig
+    features: list[Features]
+    skipped: list[Skip]
+    hits: int = 0
+    misses: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "feature": self.config.feature,
+            "prepared": len(self.features),
+            "skipped": [s.as_dict() for s in self.skipped],
+            "cache_hits": self.hits,
+            "cache_misses": self.misses,
+            "seconds": round(self.seconds, 2),
+            "config": self.config.as_dict(),
+        }
+
+
+def clip_cache_key(record: ClipRecord, config: PrepareConfig) -> str:
+    return cache_key(
+        inputs=record.frames,
+        params={"config": config.as_dict(), "onset": record.onset, "apex": record.apex, "offset": record.offset,
+                "frame_numbers": list(record.frame_numbers)},
+        version=PIPELINE_VERSION,
+    )
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _run_one(record: ClipRecord, config: PrepareConfig, cache_root: str | None) -> tuple[str, dict[str, np.ndarray] | None, str | None, bool]:
+    key = clip_cache_key(record, config)
+    cache = FeatureCache(cache_root) if cache_root else None
+    try:
+        if cache is not None:
+            found = cache.get(key)
+            if found is not None:
+                return key, found, None, True
+        arrays = prepare_clip(record, config)
+        for name, value in arrays.items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise PreprocessError(f"{record.key}: {name} holds NaN or inf values")
+        if cache is not None:
+            cache.put(key, arrays)
+        return key, arrays, None, False
+    except MertkError as exc:
+        return key, None, str(exc), False
+
+
+def prepare(
+    dataset: Any,
+    config: PrepareConfig,
+    *,
+    cache_dir: str | Path | None = None,
+    workers: int = 0,
+    progress: bool = True,
+    records: Iterable[ClipRecord | ImageRecord] | None = None,
+) -> PrepareResult:
+    """Build ``config.feature`` for every usable record of ``dataset`` (or the given ``records``).
+
+    Clips run in ``workers`` processes (0: one per CPU core, at most 4; 1: in this process) through
+    the cache at ``cache_dir`` (none: no cache). Records without frames are skipped by the loader
+    already and are not retried here; every clip that fails is returned as a skip with its reason.
+    """
+    start = time.perf_counter()
+    chosen = list(dataset.usable() if records is None else records)
+    skipped: list[Skip] = []
+    features: list[Features] = []
+    hits = misses = 0
+    images = [r for r in chosen if isinstance(r, ImageRecord)]
+    clips = [r for r in chosen if isinstance(r, ClipRecord)]
+    if images and config.feature not in IMAGE_FEATURES:
+        raise PreprocessError(f"feature {config.feature!r} is built from clips, but the dataset holds still images; "
+                              f"choose from: {', '.join(IMAGE_FEATURES)}")
+    if clips and config.feature not in CLIP_FEATURES:
+        raise PreprocessError(f"feature {config.feature!r} is built from still images; choose from: {', '.join(CLIP_FEATURES)}")
+    for record in images:
+        try:
+            features.append(Features(record, prepare_image(dataset, record, config)))
+        except MertkError as exc:
+            skipped.append(Skip(record.source, record.item, str(exc)))
+
+    cache_root = str(cache_dir) if cache_dir is not None else None
+    n_workers = min(os.cpu_count() or 1, 4) if workers <= 0 else workers
+    if workers <= 0 and len(clips) < 8:
+        n_workers = 1  # starting worker processes costs more than a handful of clips
+    n_workers = max(1, min(n_workers, len(clips)))
+    results: list[tuple[str, dict | None, str | None, bool]] = []
+    with _progress(progress, len(clips), f"prepare {config.feature}") as advance:
+        if n_workers == 1:
+            for record in clips:
+                results.append(_run_one(record, config, cache_root))
+                advance()
+        else:
+            # spawn, not fork: a forked child deadlocks in OpenMP once the parent has run torch ops.
+            try:
+                with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+                    futures = [pool.submit(_run_one, r, config, cache_root) for r in clips]
+                    for future in futures:
+                        results.append(future.result())
+                        advance()
+            except BrokenProcessPool:
+                raise PreprocessError(
+                    "prepare: the worker processes failed to start; a script that calls prepare() with workers > 1 "
+                    "must do so under `if __name__ == \"__main__\":` (or pass workers=1)"
+                ) from None
+    for record, (key, arrays, error, cached) in zip(clips, results):
+        if arrays is None:
+            skipped.append(Skip(record.source, record.key, error or "failed"))
+            continue
+        hits += cached
+        misses += not cached and cache_root is not None
+        features.append(Features(record, arrays, key, cached))
+    return PrepareResult(config, features, skipped, hits, misses, time.perf_counter() - start)
+
+
+class _progress:
+    """A rich progress bar when enabled (and a no-op otherwise); yields an ``advance()`` callable."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled, self.total, self.label = enabled and total > 0, total, label
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            transient=False)
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.stop()
