@@ -93,7 +93,7 @@ class STRCN(MerModel):
         if variant == "a":
             feature, desc = "strcn_pixels", f"{input_size[0]} selected pixels x {input_size[1]} frames x 3"
         else:
-            feature, desc = "flow_uv", f"{input_size[1]}x{input_size[0]} (W x H) flow (u, v) onset->apex"
+            feature, desc = "flow_uv", f"{input_size[0]}x{input_size[1]} (H x W) flow (u, v) onset->apex, eye-box crop"
         self.input_spec = InputSpec(feature, (in_channels, *input_size), desc)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, num_maps, 5, bias=False),

@@ -1,0 +1,288 @@
+"""Recipes: one paper experiment as a small YAML file, loaded into a frozen :class:`Recipe`.
+
+A recipe names the data, the model, the preprocessing overrides, the protocol, the training
+settings, optional pretraining, augmentations and the inference rule (schema: ``docs/recipes.md``).
+The shipped recipes live in ``mertk/engine/recipes/*.yaml`` and are registered in
+:data:`mertk.registry.RECIPES` under their file name::
+
+    from mertk.engine.recipe import load_recipe
+    recipe = load_recipe("laenet-megc2019", overrides=["train.epochs=5", "features.eye_mask=false"])
+
+``overrides`` are ``section.key=value`` strings whose values are parsed as YAML. An unknown key is a
+one-line :class:`~mertk.errors.MertkError` listing the valid keys at that level.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from ..errors import MertkError
+from ..registry import RECIPES
+
+RECIPE_DIR = Path(__file__).with_name("recipes")
+PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official")
+INFERENCE = ("none", "vote", "ten_crop")
+CLASSIFIER_MODES = ("reset", "keep")
+
+
+class RecipeError(MertkError):
+    """A recipe file or a ``--set`` override is malformed."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the samples come from.
+
+    Attributes:
+        dataset: registered dataset or composite (``megc2019``, ``casme2``, ``megc2019-features``).
+        root: folder relative to ``--data`` (absolute paths are kept); ``None`` finds the dataset's
+            usual folder under ``--data`` (``CASME2``, ``SAMM``...; a composite uses ``--data`` itself).
+        label_map: registered label map; ``None`` takes the composite's (required for single datasets).
+        loader: keyword arguments of the loader (e.g. ``{cropped: true}`` for CASME II).
+    """
+
+    dataset: str
+    root: str | None = None
+    label_map: str | None = None
+    loader: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model and its keyword arguments (``num_classes`` comes from the label map)."""
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Pretraining on another dataset before the folds (LAENet: CK+).
+
+    ``dataset`` ``None`` means no pretraining. Labels go through ``label_map`` (default: the recipe's),
+    e.g. megc2019 maps CK+ codes to negative/positive/surprise. ``classifier`` ``keep`` fine-tunes
+    with the pretrained classifier, ``reset`` with a freshly initialised one.
+    """
+
+    dataset: str | None = None
+    root: str | None = None
+    label_map: str | None = None
+    epochs: int = 100
+    lr: float = 5e-5
+    batch_size: int = 64
+    classifier: str = "keep"
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """Training-set augmentations (test samples are never augmented).
+
+    Attributes:
+        apex_plus_one: add the onset->apex+1 flow (``x_aug``) as an extra training sample.
+        flip: add horizontally flipped copies (image and clip features).
+        rotate: add copies rotated by these angles in degrees (image and clip features).
+        magnify: add copies prepared with Eulerian magnification at these factors (clip features).
+        frame_select: add copies built from this share of the frames (STRCN-A, e.g. 0.9 .. 0.6).
+    """
+
+    apex_plus_one: bool = False
+    flip: bool = False
+    rotate: tuple[float, ...] = ()
+    magnify: tuple[float, ...] = ()
+    frame_select: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One experiment (see the module docstring and ``docs/recipes.md``)."""
+
+    name: str
+    data: DataSpec
+    model: ModelSpec
+    paper: str = ""
+    description: str = ""
+    features: Mapping[str, Any] = field(default_factory=dict)
+    protocol: str = "loso"
+    protocol_options: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    pretrain: PretrainSpec = field(default_factory=PretrainSpec)
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+    inference: str = "none"
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, dicts, scalars) as written to ``config.yaml``."""
+        return _plain(dataclasses.asdict(self))
+
+
+_SECTIONS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "pretrain": PretrainSpec, "augment": AugmentSpec}
+# sections whose keys are checked against another module's fields when the recipe is validated
+_FREE_SECTIONS = ("features", "train", "protocol_options")
+_FREE_SUBKEYS = {("data", "loader"), ("model", "kwargs")}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check_keys(given: Mapping[str, Any], valid: Sequence[str], where: str, source: str) -> None:
+    for key in given:
+        if key not in valid:
+            raise RecipeError(f"{source}: unknown key {where}{key!r}; valid keys: {', '.join(valid)}")
+
+
+def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recipe:
+    """Build a :class:`Recipe` from parsed YAML; unknown keys name the valid ones."""
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(raw).__name__}")
+    _check_keys(raw, _fields(Recipe), "", source)
+    for required in ("name", "data", "model"):
+        if required not in raw:
+            raise RecipeError(f"{source}: missing {required!r}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if isinstance(value, str) and key in ("data", "model"):
+                value = {"dataset" if key == "data" else "name": value}
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise RecipeError(f"{source}: section {key!r} must be a mapping, got {value!r}")
+            cls = _SECTIONS[key]
+            _check_keys(value, _fields(cls), f"{key}.", source)
+            kwargs = dict(value)
+            for name in ("rotate", "magnify", "frame_select"):
+                if name in kwargs and cls is AugmentSpec:
+                    items = kwargs[name] or ()
+                    kwargs[name] = tuple(float(v) for v in (items if isinstance(items, (list, tuple)) else [items]))
+            for sub in ("loader", "kwargs"):
+                if sub in kwargs and kwargs[sub] is None:
+                    kwargs[sub] = {}
+            try:
+                values[key] = cls(**kwargs)
+            except TypeError as exc:
+                raise RecipeError(f"{source}: section {key!r}: {exc}") from None
+        elif key in _FREE_SECTIONS:
+            if value is None:
+                value = {}
+            if not isinstance(value, Mapping):
+                raise RecipeError(f"{source}: section {key!r} must be a mapping, got {value!r}")
+            values[key] = dict(value)
+        else:
+            values[key] = value
+    recipe = Recipe(**values)
+    if recipe.protocol not in PROTOCOLS:
+        raise RecipeError(f"{source}: unknown protocol {recipe.protocol!r}; choose from: {', '.join(PROTOCOLS)}")
+    if recipe.inference not in INFERENCE:
+        raise RecipeError(f"{source}: unknown inference {recipe.inference!r}; choose from: {', '.join(INFERENCE)}")
+    if recipe.pretrain.classifier not in CLASSIFIER_MODES:
+        raise RecipeError(f"{source}: pretrain.classifier must be one of {', '.join(CLASSIFIER_MODES)}, "
+                          f"got {recipe.pretrain.classifier!r}")
+    if not isinstance(recipe.seed, int):
+        raise RecipeError(f"{source}: seed must be an integer, got {recipe.seed!r}")
+    return recipe
+
+
+def apply_set(raw: dict[str, Any], assignments: Sequence[str], *, source: str = "--set") -> dict[str, Any]:
+    """Apply ``section.key=value`` strings to a parsed recipe (a copy is returned).
+
+    Values are parsed as YAML (``features.eye_mask=false``, ``augment.rotate=[5,-5]``). Keys are
+    checked against the schema at each level; ``features``, ``train``, ``protocol_options``,
+    ``data.loader`` and ``model.kwargs`` take any key here and are checked when the recipe is
+    validated against the pipeline, trainer and protocol.
+    """
+    out = copy.deepcopy(dict(raw))
+    for item in assignments:
+        path, sep, text = item.partition("=")
+        path = path.strip()
+        if not sep or not path:
+            raise RecipeError(f"{source} {item!r}: expected KEY=VALUE (e.g. train.epochs=5)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{source} {item!r}: cannot parse the value ({getattr(exc, 'problem', exc)})") from None
+        keys = path.split(".")
+        top = keys[0]
+        if top not in _fields(Recipe):
+            raise RecipeError(f"{source} {item!r}: unknown key {top!r}; valid keys: {', '.join(_fields(Recipe))}")
+        if len(keys) == 1:
+            out[top] = value
+            continue
+        if top in _SECTIONS:
+            section = out.get(top)
+            if isinstance(section, str):
+                section = {"dataset" if top == "data" else "name": section}
+            section = dict(section or {})
+            valid = _fields(_SECTIONS[top])
+            if keys[1] not in valid:
+                raise RecipeError(f"{source} {item!r}: unknown key {top}.{keys[1]!r}; valid keys: {', '.join(valid)}")
+            if len(keys) > 2 and (top, keys[1]) not in _FREE_SUBKEYS:
+                raise RecipeError(f"{source} {item!r}: {top}.{keys[1]} takes a value, not sub-keys")
+            target = section
+            for key in keys[1:-1]:
+                target[key] = dict(target.get(key) or {})
+                target = target[key]
+            target[keys[-1]] = value
+            out[top] = section
+        elif top in _FREE_SECTIONS:
+            if len(keys) > 2:
+                raise RecipeError(f"{source} {item!r}: {top}.{keys[1]} takes a value, not sub-keys")
+            section = dict(out.get(top) or {})
+            section[keys[1]] = value
+            out[top] = section
+        else:
+            raise RecipeError(f"{source} {item!r}: {top} takes a value, not sub-keys")
+    return out
+
+
+def read_recipe_file(path: str | Path) -> dict[str, Any]:
+    """Parse a recipe YAML file into a mapping (errors name the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections")
+    return raw
+
+
+def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """A shipped recipe by name (unknown names list the valid ones) or a recipe file, with overrides."""
+    text = str(name_or_path)
+    if text in RECIPES or not (text.endswith((".yaml", ".yml")) or Path(text).is_file()):
+        path = RECIPES.get(text)
+    else:
+        path = Path(text)
+    raw = read_recipe_file(path)
+    return recipe_from_dict(apply_set(raw, overrides), source=str(path))
+
+
+def list_recipes() -> list[str]:
+    """Names of the shipped recipes."""
+    return RECIPES.names()
+
+
+def _register_shipped() -> None:
+    for path in sorted(RECIPE_DIR.glob("*.yaml")):
+        if path.stem not in RECIPES:
+            RECIPES.add(path.stem, path, kind="shipped")
+
+
+_register_shipped()
