@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mertk synth out/synth --seed 0
 	$(BIN)/mertk info megc2019 out/synth
+	$(BIN)/mertk prepare megc2019 out/synth --model laenet --cache out/cache
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

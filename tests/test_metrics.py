@@ -287,7 +287,7 @@ def test_metrics_report_on_an_in_memory_frame():
     )
     report = metrics_report(df, classes=["0", "1", "2"])
     assert report["confusion"] == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
-    with pytest.raises(DataError, match="^row 3: y_pred '2' is not a class"):
+    with pytest.raises(DataError, match="^row 3: y_true '2' is not a class \\(0, 1\\)$"):
         metrics_report(df, classes=["0", "1"])
 
 
@@ -297,6 +297,7 @@ def test_format_metrics_lists_everything(tmp_path):
     assert lines[0] == f"predictions: {tmp_path / 'predictions.csv'}"
     assert lines[1] == "overall (10 samples, 3 classes): accuracy 0.7000  UF1 0.6984  UAR 0.6944"
     assert "n         0.5000  0.6667  0.5714        3" in lines
-    assert "smic    6    0.6667  0.6556  0.7222" in lines
+    assert "smic     6    0.6667  0.6556  0.7222" in lines
     assert "n            2  1  0" in lines and "true \\ pred  n  p  s" in lines
-    assert "casme2/sub01  2    0.5000" in text
+    # fold casme2/sub01: true n n, pred n p -> F1 n 2/3, p 0 -> UF1 1/3; UAR over n only = 1/2
+    assert "casme2/sub01  2    0.5000  0.3333  0.5000" in lines

@@ -72,8 +72,8 @@ def _no_frames_reason(skipped: list) -> str:
     if not reasons:
         return "no clip has frames"
     top, n = reasons.most_common(1)[0]
-    example = next(s.reason for s in skipped if s.reason.startswith(top))
-    return f"no clip has frames; {n} clip(s): {top} (e.g. {example})"
+    example = next(s.reason for s in skipped if s.reason.startswith(top)).partition(":")[2].strip()
+    return f"no clip has frames; {n} clip(s): {top}" + (f" (e.g. {example})" if example else "")
 
 
 def format_info(report: dict[str, Any], *, max_skipped: int = 40) -> str:

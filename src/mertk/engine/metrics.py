@@ -16,10 +16,10 @@ averaging each score over the classes where it is defined:
 - recall_c is defined when class c has samples; UAR averages over those;
 - a class with neither samples nor predictions counts in neither and is listed in ``absent``.
 
-On MEGC 2019 data every dataset holds all three classes, so this equals the official scoring; where a
-class is missing from the truth it matches the official script's per-class F1 (0) and gives a
-defined UAR where the script gives NaN. Precision of a class that is never predicted is 0 by
-convention (its F1 is 0 whenever it has samples).
+MEGC 2019 scores each dataset over the classes present in it; on its data every dataset holds all
+three classes, so the rule above gives the same numbers there and only states explicitly what
+happens when a class is missing. Precision of a class that is never predicted is 0 by convention
+(its F1 is 0 whenever it has samples).
 
 STRCN's "F1-score" pools P and R over classes before combining them; for single-label predictions
 that pooled F1 equals accuracy, so it is not reported separately.

@@ -169,7 +169,9 @@ def official_splits(
     if val is not None:
         roles[val.lower()] = "val"
     if len(roles) != (3 if val is not None else 2):
-        raise ProtocolError(f"official splits: train, val and test must be different split names (got {train}, {val}, {test})")
+        raise ProtocolError(
+            f"official splits: train, val and test must be different split names (got {train}, {val}, {test})"
+        )
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, split in enumerate(splits):
         role = roles.get(str(split).strip().lower()) if split is not None else None
@@ -191,10 +193,9 @@ def inner_validation(fold: Fold, subjects: Sequence[str], *, fraction: float = 0
     _check_fraction(fraction, "inner validation fraction")
     if fold.val:
         raise ProtocolError(f"fold {fold.name!r} already has a validation set")
-    if max(fold.train + fold.test) >= len(subjects):
-        raise ProtocolError(
-            f"fold {fold.name!r} refers to sample {max(fold.train + fold.test)} but only {len(subjects)} subjects were given"
-        )
+    last = max(fold.train[-1], fold.test[-1])
+    if last >= len(subjects):
+        raise ProtocolError(f"fold {fold.name!r} refers to sample {last} but only {len(subjects)} subjects were given")
     train_subjects = sorted({str(subjects[i]) for i in fold.train})
     if len(train_subjects) < 2:
         raise ProtocolError(
