@@ -1,4 +1,4 @@
-# Two entry points (see README): `make demo` runs the main job on the embedded synthetic benchmark,
+# Two entry points (see README): `make demo` runs the main job (`mertk demo`) on the embedded synthetic benchmark,
 # `make test` runs the test suite. Both create the virtual environment first if needed.
 PY ?= python3
 VENV := .venv
@@ -16,9 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mertk synth out/synth --seed 0
-	$(BIN)/mertk info megc2019 out/synth
-	$(BIN)/mertk prepare megc2019 out/synth --model laenet --cache out/cache
+	$(BIN)/mertk demo --out out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

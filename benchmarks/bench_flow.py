@@ -22,7 +22,8 @@ with an EPE no worse) is met. Timings are the best of ``--repeats`` runs; ``--th
 and OpenCV the same thread count.
 
 Usage: ``python benchmarks/bench_flow.py [--source synth|pairs] [--synth DIR] [--datasets A,B]
-[--landmarks gt|dlib] [--pairs N] [--seed S] [--methods a,b] [--repeats R] [--threads T] [--json]``
+[--landmarks gt|dlib] [--pairs N] [--seed S] [--methods a,b] [--param tvl1:NAME=VALUE,...] [--repeats R]
+[--threads T] [--json]``
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ from skimage.data import astronaut
 from mertk.data.base import numbered_frames
 from mertk.errors import DataError, MertkError
 from mertk.preprocess.crop import Box, crop_clip, laenet_box, resize
-from mertk.preprocess.flow import compute_flow_batch
+from mertk.preprocess.flow import compute_flow_batch, get_flow_method
 from mertk.registry import FLOWS
 
 SIZES = ((128, 128), (170, 140))  # (height, width)
@@ -303,8 +304,42 @@ def mean_epe(est: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.hypot(d[:, 0], d[:, 1]).mean())
 
 
-def benchmark(data: dict[tuple[int, int], Pairs], methods: Sequence[str], repeats: int = 3) -> dict:
-    """EPE and batched ms/pair of every method at every size, plus the tvl1 / tvl1_opencv comparison."""
+def parse_params(specs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["tvl1:lambda_=0.08,iterations=20", ...]`` as ``{"tvl1": {"lambda_": 0.08, "iterations": 20}}``.
+
+    Values are read as JSON (numbers, ``true``/``false``, ``null``), anything else as a string; the
+    method name and the parameter names are checked when the method is instantiated.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        method, sep, body = spec.partition(":")
+        if not sep or not method.strip():
+            raise MertkError(f"--param {spec!r}: expected METHOD:NAME=VALUE[,NAME=VALUE...]")
+        for item in body.split(","):
+            name, eq, value = item.partition("=")
+            if not eq or not name.strip():
+                raise MertkError(f"--param {spec!r}: {item!r} is not NAME=VALUE")
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            out.setdefault(method.strip(), {})[name.strip()] = parsed
+    for method, kw in out.items():
+        get_flow_method(method, **kw)  # unknown methods or parameters fail here, before any timing
+    return out
+
+
+def benchmark(
+    data: dict[tuple[int, int], Pairs],
+    methods: Sequence[str],
+    repeats: int = 3,
+    params: dict[str, dict[str, Any]] | None = None,
+) -> dict:
+    """EPE and batched ms/pair of every method at every size, plus the tvl1 / tvl1_opencv comparison.
+
+    ``params`` maps a method to keyword parameters replacing its defaults.
+    """
+    params = params or {}
     rows = []
     for size, (prevs, nexts, truth, masks) in data.items():
         key = f"{size[0]}x{size[1]}"
@@ -313,11 +348,12 @@ def benchmark(data: dict[tuple[int, int], Pairs], methods: Sequence[str], repeat
         rows.append({"method": "zero flow", "size": key, "epe": mean_epe(zero, truth, masks),
                      "epe_moving": mean_epe(zero, truth, moving), "ms_per_pair": None})
         for m in methods:
-            compute_flow_batch(prevs[:2], nexts[:2], m)  # warm-up (allocations, lazy init)
+            kw = params.get(m, {})
+            compute_flow_batch(prevs[:2], nexts[:2], m, **kw)  # warm-up (allocations, lazy init)
             dt = float("inf")
             for _ in range(repeats):  # best of `repeats`: the least disturbed by other load
                 t0 = time.perf_counter()
-                est = compute_flow_batch(prevs, nexts, m)
+                est = compute_flow_batch(prevs, nexts, m, **kw)
                 dt = min(dt, time.perf_counter() - t0)
             rows.append({"method": m, "size": key, "epe": mean_epe(est, truth, masks),
                          "epe_moving": mean_epe(est, truth, moving), "ms_per_pair": 1000 * dt / len(prevs)})
@@ -334,7 +370,7 @@ def benchmark(data: dict[tuple[int, int], Pairs], methods: Sequence[str], repeat
                 "target_met": bool(ratio >= TARGET_SPEEDUP and r[OURS]["epe"] <= r[REFERENCE]["epe"]),
             }
     return {
-        "pairs": {f"{s[0]}x{s[1]}": len(d[0]) for s, d in data.items()}, "repeats": repeats, "rows": rows,
+        "pairs": {f"{s[0]}x{s[1]}": len(d[0]) for s, d in data.items()}, "repeats": repeats, "params": params, "rows": rows,
         "tvl1_vs_opencv": comparison,
         "torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
         "machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
@@ -346,6 +382,8 @@ def print_table(result: dict) -> None:
     n = ", ".join(f"{v} at {k}" for k, v in result["pairs"].items())
     print(f"flow benchmark ({result['source']}): {n} pairs; best of {result['repeats']} timed batched runs; "
           f"torch global threads {result['torch_threads']} (tvl1 sets its own), OpenCV threads {result['opencv_threads']}")
+    for m, kw in result["params"].items():
+        print(f"{m} parameters changed from its defaults: {', '.join(f'{k}={v}' for k, v in kw.items())}")
     print(f"{'method':<14} {'size':>8} {'EPE face (px)':>14} {f'EPE |gt|>{MOVING_PX}':>14} {'ms/pair':>9}")
     for r in result["rows"]:
         ms = "" if r["ms_per_pair"] is None else f"{r['ms_per_pair']:.2f}"
@@ -377,6 +415,8 @@ def _main(argv: list[str] | None) -> None:
                     help="pairs per size (pairs: default 16; synth: default every clip)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the astronaut pairs or the generated benchmark")
     ap.add_argument("--methods", default=",".join(FLOWS.names()), help="comma-separated flow methods")
+    ap.add_argument("--param", action="append", default=[], metavar="METHOD:NAME=VALUE[,...]",
+                    help="override a method's parameters, e.g. tvl1:lambda_=0.08 (repeatable)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the best is kept")
     ap.add_argument("--threads", type=int, default=None,
                     help="set both torch's and OpenCV's thread counts (default: library defaults)")
@@ -385,6 +425,7 @@ def _main(argv: list[str] | None) -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
         FLOWS.entry(m)
+    params = parse_params(args.param)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
@@ -399,7 +440,7 @@ def _main(argv: list[str] | None) -> None:
         data = {s: synth_pairs(clips, s, landmarks=args.landmarks) for s in SIZES}
         where = args.synth or f"generated, 4 subjects, seed {args.seed}"
         source = f"synthetic onset->apex of {'+'.join(datasets)} ({where}), {args.landmarks} landmarks"
-    result = {"source": source, **benchmark(data, methods, args.repeats)}
+    result = {"source": source, **benchmark(data, methods, args.repeats, params)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

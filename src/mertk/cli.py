@@ -145,12 +145,58 @@ def cmd_flow(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.run import run_recipe
+
+    run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=args.set, cache_dir=args.cache,
+                         progress=not (args.json or args.quiet))
+    results = json.loads((run_dir / "results.json").read_text())
+    if args.json:
+        _print_json({"run_dir": str(run_dir), **results["metrics"]})
+    else:
+        m = results["metrics"]
+        print(f"{results['recipe']}: UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}  accuracy {m['accuracy']:.4f} "
+              f"({m['n']} clips, {len(results['folds'])} folds)")
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .engine.demo import demo
+
+    summary = demo(args.out, quick=args.quick, progress=not (args.json or args.quiet))
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"demo ({summary['recipe']} on the synthetic MEGC 2019 composite, LOSO): UF1 {summary['uf1']:.4f}  "
+              f"UAR {summary['uar']:.4f}  accuracy {summary['accuracy']:.4f} in {summary['seconds']:.0f} s")
+        print(f"results: {summary['results']}")
+        print(f"predictions: {summary['predictions']}")
+        print(f"plots: {summary['confusion']}, {summary['training_curves']}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from .engine.metrics import format_metrics, metrics_command
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    report = metrics_command(args.predictions, classes=classes)
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_metrics(report))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "info": (cmd_info, "describe a dataset copy: rows, clips, frames found, labels, skipped rows"),
     "synth": (cmd_synth, "write the synthetic benchmark in the native dataset layouts"),
     "models": (cmd_models, "list registered models with parameter counts"),
     "prepare": (cmd_prepare, "preprocess a dataset into cached features (faces, crops, apex, flow, encodings)"),
     "flow": (cmd_flow, "optical flow between two images"),
+    "metrics": (cmd_metrics, "MEGC metrics (UF1, UAR, accuracy, per class, per dataset) of a predictions CSV"),
+    "train": (cmd_train, "run a paper recipe (or a recipe file) into a run directory; resumes a killed run"),
+    "demo": (cmd_demo, "the embedded end-to-end run: synthetic data -> LAENet recipe -> metrics and plots"),
 }
 
 
@@ -192,11 +238,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    p = sub.add_parser("metrics", help=COMMANDS["metrics"][1], description=COMMANDS["metrics"][1])
+    p.add_argument("predictions", type=Path, help="CSV with columns dataset, subject, clip, y_true, y_pred [, fold, p_<class>...]")
+    p.add_argument("--classes", default=None, help="class order, comma-separated (default: from p_ columns or sorted labels)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("flow", help=COMMANDS["flow"][1], description=COMMANDS["flow"][1])
     p.add_argument("a", type=Path, help="first image")
     p.add_argument("b", type=Path, help="second image")
     p.add_argument("--method", default="tvl1", help="registered flow method (tvl1, tvl1_opencv, farneback, dis, horn_schunck)")
     p.add_argument("--out", type=Path, default=None, help="write the H x W x 2 float32 flow (u, v) as .npy")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("train", help=COMMANDS["train"][1], description=COMMANDS["train"][1])
+    p.add_argument("recipe", help="a shipped recipe name (e.g. laenet-megc2019) or a recipe YAML file")
+    p.add_argument("--data", type=Path, default=None, help="folder holding the datasets (default $MERTK_DATA or .)")
+    p.add_argument("--out", type=Path, default=None, help="folder for run directories (default runs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.epochs=50 --set features.eye_mask=false")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache (default $MERTK_CACHE or ~/.cache/mertk/features)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the metrics and the run directory as JSON")
+
+    p = sub.add_parser("demo", help=COMMANDS["demo"][1], description=COMMANDS["demo"][1])
+    p.add_argument("--out", type=Path, default=Path("mertk-demo"), help="output folder (default mertk-demo)")
+    p.add_argument("--quick", action="store_true", help="fewer subjects and epochs (a smoke run of a minute)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 

@@ -18,3 +18,5 @@ from .protocols import (
     lovo,
     official_splits,
 )
+from .recipe import Recipe, RecipeError, list_recipes, load_recipe  # importing registers the shipped recipes
+from .train import FoldResult, TrainConfig, TrainError, evaluate, train_folds, train_one_epoch

@@ -29,6 +29,7 @@ RECIPE_DIR = Path(__file__).with_name("recipes")
 PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official")
 INFERENCE = ("none", "vote", "ten_crop")
 CLASSIFIER_MODES = ("reset", "keep")
+FOLD_BATCHING = ("auto", True, False)
 
 
 class RecipeError(MertkError):
@@ -114,6 +115,7 @@ class Recipe:
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     inference: str = "none"
+    fold_batching: str | bool = "auto"
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,6 +191,8 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
         raise RecipeError(f"{source}: unknown protocol {recipe.protocol!r}; choose from: {', '.join(PROTOCOLS)}")
     if recipe.inference not in INFERENCE:
         raise RecipeError(f"{source}: unknown inference {recipe.inference!r}; choose from: {', '.join(INFERENCE)}")
+    if recipe.fold_batching not in FOLD_BATCHING:
+        raise RecipeError(f"{source}: fold_batching must be auto, true or false, got {recipe.fold_batching!r}")
     if recipe.pretrain.classifier not in CLASSIFIER_MODES:
         raise RecipeError(f"{source}: pretrain.classifier must be one of {', '.join(CLASSIFIER_MODES)}, "
                           f"got {recipe.pretrain.classifier!r}")

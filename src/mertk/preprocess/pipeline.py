@@ -471,30 +471,39 @@ def prepare(
             skipped.append(Skip(record.source, record.item, str(exc)))
 
     cache_root = str(cache_dir) if cache_dir is not None else None
+    results: dict[int, tuple[str, dict | None, str | None, bool]] = {}
+    if cache_root is not None:  # cache hits are read here: no worker process starts for a warm cache
+        cache = FeatureCache(cache_root)
+        for i, record in enumerate(clips):
+            key = clip_cache_key(record, config)
+            found = cache.get(key) if key in cache else None
+            if found is not None:
+                results[i] = (key, found, None, True)
+    todo = [i for i in range(len(clips)) if i not in results]
     n_workers = min(os.cpu_count() or 1, 4) if workers <= 0 else workers
-    if workers <= 0 and len(clips) < 8:
+    if workers <= 0 and len(todo) < 8:
         n_workers = 1  # starting worker processes costs more than a handful of clips
-    n_workers = max(1, min(n_workers, len(clips)))
-    results: list[tuple[str, dict | None, str | None, bool]] = []
-    with _progress(progress, len(clips), f"prepare {config.feature}") as advance:
+    n_workers = max(1, min(n_workers, len(todo)))
+    with _progress(progress, len(todo), f"prepare {config.feature}") as advance:
         if n_workers == 1:
-            for record in clips:
-                results.append(_run_one(record, config, cache_root))
+            for i in todo:
+                results[i] = _run_one(clips[i], config, cache_root)
                 advance()
         else:
             # spawn, not fork: a forked child deadlocks in OpenMP once the parent has run torch ops.
             try:
                 with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
-                    futures = [pool.submit(_run_one, r, config, cache_root) for r in clips]
-                    for future in futures:
-                        results.append(future.result())
+                    futures = {i: pool.submit(_run_one, clips[i], config, cache_root) for i in todo}
+                    for i, future in futures.items():
+                        results[i] = future.result()
                         advance()
             except BrokenProcessPool:
                 raise PreprocessError(
                     "prepare: the worker processes failed to start; a script that calls prepare() with workers > 1 "
                     "must do so under `if __name__ == \"__main__\":` (or pass workers=1)"
                 ) from None
-    for record, (key, arrays, error, cached) in zip(clips, results):
+    for i, record in enumerate(clips):
+        key, arrays, error, cached = results[i]
         if arrays is None:
             skipped.append(Skip(record.source, record.key, error or "failed"))
             continue

@@ -1,0 +1,648 @@
+"""Training: losses, optimisers, one epoch, evaluation, and training one model per fold.
+
+One epoch of a training set of ``n`` samples at batch size ``B`` is ``ceil(n / b)`` gradient steps of
+exactly ``b = min(B, n)`` samples each: a fresh shuffle is cut into batches and, when ``n`` is not a
+multiple of ``b``, the last batch is topped up with the first samples of a second shuffle instead of
+being short. Every step therefore has the same size (which fold batching needs, and which keeps
+BatchNorm statistics from a tiny last batch out of training), the number of steps per epoch is the
+usual one, and over many epochs every sample is drawn equally often.
+
+:func:`train_folds` trains one model per fold for a fixed number of epochs and predicts the fold's
+test samples with the last epoch's weights. Nothing measured on a test fold selects anything; a
+fold's optional ``val`` set only adds a validation curve (``val_loss``, ``val_acc``) to the history.
+
+**Fold batching.** Small models of a LOSO run can be trained together: the F fold-models are
+stacked (:func:`torch.func.stack_module_state`) and run with :func:`torch.func.vmap` over
+:func:`torch.func.functional_call`, each fold drawing its own shuffled batches from its own training
+set with its own generator; one optimizer step updates all stacked parameters. Adam, SGD (with
+momentum and weight decay) and RMSprop are elementwise, so a step on the stack equals F separate
+steps, and the summed loss gives each fold exactly its own gradient. BatchNorm running statistics
+are stacked buffers updated in place inside vmap (a batched buffer may take a batched in-place
+update), so each fold keeps its own statistics exactly as in the per-fold loop; evaluation runs the
+stack in eval mode. Dropout uses ``randomness="different"`` (independent masks per fold). Folds are
+grouped by their step shape (steps per epoch, batch size) and stacked in chunks that fit memory.
+Without dropout the two trainers give the same weights up to float rounding (tested).
+
+On a CPU these small networks are memory-bandwidth bound at the recipes' batch sizes, and vmap's
+grouped kernels were measured slower per fold-step than the plain loop (STSTNet, batch 256, torch
+2.13, one thread: 147 ms per fold-step stacked 4 at a time against 117 ms alone; about 3x slower
+over all 68 MEGC 2019 folds in ``benchmarks/bench_fold_batching.py``), so ``batched=None`` stacks
+small models always on an accelerator, where the per-fold loop is bound by kernel-launch overhead,
+but on a CPU only when a fold-step is small enough for per-step overhead to dominate
+(:data:`CPU_STACK_STEP_BYTES`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..errors import MertkError
+from ..models import count_params, create_model
+from .protocols import Fold
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LOSSES = ("ce", "soft", "balanced")
+#: Models with fewer learnable parameters than this are fold-batched automatically (on accelerators).
+BATCH_PARAM_LIMIT = 100_000
+#: On a CPU, folds are stacked automatically only while one fold-step's activations stay under this
+#: size: above it the step is bandwidth bound and stacking measured slower (module docstring); below
+#: it the per-step overhead dominates (LAENet on 12x12 inputs, batch 16: 4x faster stacked).
+CPU_STACK_STEP_BYTES = 2**20
+#: Fold states are returned only while all of them together stay under this many bytes.
+_KEEP_STATE_BYTES = 512 * 2**20
+#: Cap on the memory one stacked chunk of folds may use on a CPU.
+_CPU_STACK_BYTES = 2 * 2**30
+
+#: ``augment(batch, generator) -> batch``: a training-batch transform drawing from the fold's generator.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class TrainError(MertkError, ValueError):
+    """Training cannot start from its input (a bad config value, labels or folds that do not fit)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; the defaults are the STSTNet/LAENet recipe (Adam 5e-5, batch 256, 800 epochs).
+
+    Attributes:
+        epochs: fixed number of epochs; predictions use the last epoch's weights.
+        batch_size: samples per gradient step (and per evaluation chunk).
+        optimizer: ``adam``, ``sgd`` or ``rmsprop`` (torch defaults for betas, alpha and eps).
+        lr: initial learning rate.
+        momentum: SGD momentum (STRCN and the 3D-CNN use 0.9); ignored by Adam and RMSprop.
+        weight_decay: the optimizer's decoupled-from-loss L2 term on the gradient (STRCN 5e-4).
+        l2: explicit penalty ``l2 * sum ||w||^2`` over conv and linear weights added to the loss (SHCNN 3e-4).
+        lr_decay: multiplicative learning-rate factor applied after every epoch (STRCN 0.8; 1 = constant).
+        loss: ``ce`` (cross-entropy), ``soft`` (cross-entropy against target distributions, FERPlus)
+            or ``balanced`` (STRCN eq. 9-10, see :func:`balanced_loss`).
+        seed: seeds every fold's initialisation, shuffling and dropout (derived per fold name).
+        threads: torch CPU threads while training (0 leaves torch's setting alone).
+    """
+
+    epochs: int = 800
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr: float = 5e-5
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    l2: float = 0.0
+    lr_decay: float = 1.0
+    loss: str = "ce"
+    seed: int = 0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.type in ("int", int) else float if f.type in ("float", float) else str
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+            elif not isinstance(value, kind) or isinstance(value, bool):
+                raise TrainError(f"train.{f.name} must be {kind.__name__}, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainError(f"train.optimizer {self.optimizer!r} is unknown; choose from: {', '.join(OPTIMIZERS)}")
+        if self.loss not in LOSSES:
+            raise TrainError(f"train.loss {self.loss!r} is unknown; choose from: {', '.join(LOSSES)}")
+        for name in ("epochs", "threads", "momentum", "weight_decay", "l2"):
+            if getattr(self, name) < 0:
+                raise TrainError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise TrainError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0 or not 0 < self.lr_decay <= 1:
+            raise TrainError(f"train.lr must be > 0 and train.lr_decay in (0, 1], got {self.lr}, {self.lr_decay}")
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One trained fold: test-sample probabilities from the last epoch, and the training history.
+
+    Attributes:
+        fold: the fold's name.
+        test_index: positions of the test samples (into ``x``), in the fold's order.
+        probs: ``(len(test_index), num_classes)`` softmax probabilities.
+        history: one dict per epoch: ``loss`` (mean training objective, L2 penalty included),
+            ``train_acc`` (accuracy on that epoch's training batches, train mode), ``lr``, and
+            ``val_loss``/``val_acc`` when the fold has a validation set.
+        seconds: training and prediction wall time (a stacked chunk's time shared equally by its folds).
+        state_dict: the final weights on the CPU, or ``None`` when all folds' states together would
+            exceed 512 MiB.
+    """
+
+    fold: str
+    test_index: np.ndarray
+    probs: np.ndarray
+    history: list[dict]
+    seconds: float
+    state_dict: dict | None
+
+
+# ---------------------------------------------------------------------------------------------
+# losses, optimizer, schedule
+# ---------------------------------------------------------------------------------------------
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of 0-based ``epoch``: ``lr * lr_decay ** epoch``."""
+    return config.lr * config.lr_decay**epoch
+
+
+def make_optimizer(model: nn.Module | Iterable[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimizer over a model's parameters (or an iterable of tensors) at ``config.lr``."""
+    params = list(model.parameters() if isinstance(model, nn.Module) else model)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def balanced_weights(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """STRCN's per-sample weights, inversely proportional to the sample's class ratio in the batch.
+
+    ``beta_i = N / (K * n_{y_i})`` for a batch of ``N`` samples with ``n_c`` samples of class ``c`` and
+    ``K`` classes present: every present class gets the same total weight ``N / K`` and the weights
+    average 1 (the paper fixes only the proportionality). ``y`` is ``(..., N)``; the result has its shape.
+    """
+    onehot = F.one_hot(y, num_classes).to(torch.float32)
+    counts = onehot.sum(-2, keepdim=True)
+    present = (counts > 0).sum(-1, keepdim=True).to(torch.float32)
+    n_own = (onehot * counts).sum(-1)
+    return y.shape[-1] / (present.squeeze(-1) * n_own)
+
+
+def balanced_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """STRCN's multi-class balanced loss (Xia et al. 2019, eq. 9-10), averaged over the batch.
+
+    With softmax probabilities ``p`` and one-hot ``y``, eq. 9 gives ``p_t = p^y (1 - p)^(1 - y)``
+    elementwise over classes, and eq. 10 sums ``-beta_i log p_t`` over the classes of sample ``i``:
+    ``-beta_i [log p_{y_i} + sum_{c != y_i} log(1 - p_c)]``. The batch mean (not the paper's sum) keeps
+    the learning rate on the scale of MatConvNet, whose trainer divides the summed gradient by the
+    batch size. ``logits`` is ``(..., N, C)``, ``y`` ``(..., N)``; returns ``(...)``.
+    """
+    logp = F.log_softmax(logits, -1)
+    log1mp = torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
+    onehot = F.one_hot(y, logits.shape[-1]).to(logp.dtype)
+    per_sample = -(onehot * logp + (1 - onehot) * log1mp).sum(-1)
+    return (balanced_weights(y, logits.shape[-1]) * per_sample).mean(-1)
+
+
+def compute_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean loss over the batch axis: ``logits (..., N, C)``; ``y (..., N)`` labels or ``(..., N, C)`` targets.
+
+    ``soft`` takes target distributions (FERPlus votes) and equals ``ce`` on one-hot targets.
+    """
+    if kind == "balanced":
+        return balanced_loss(logits, y)
+    logp = F.log_softmax(logits, -1)
+    if kind == "soft":
+        return -(y * logp).sum(-1).mean(-1)
+    return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+
+
+def l2_penalty(params: Iterable[torch.Tensor], *, stacked: bool = False) -> torch.Tensor:
+    """``sum ||w||^2`` over convolution and linear weights (tensors of 2+ dims; biases and norms excluded).
+
+    With ``stacked`` the tensors carry a leading fold axis and the result is one value per fold.
+    """
+    lead = 1 if stacked else 0
+    terms = [p.pow(2).flatten(lead).sum(-1) for p in params if p.dim() - lead >= 2]
+    if not terms:
+        raise TrainError("train.l2 > 0 but the model has no weight matrix or kernel to penalise")
+    return torch.stack(terms).sum(0)
+
+
+def epoch_indices(n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's batches as ``(steps, b)`` positions into ``range(n)`` (see the module docstring)."""
+    b = min(batch_size, n)
+    steps = math.ceil(n / b)
+    order = torch.randperm(n, generator=generator)
+    if steps * b > n:
+        order = torch.cat([order, torch.randperm(n, generator=generator)[: steps * b - n]])
+    return order.view(steps, b)
+
+
+def _targets(y: torch.Tensor) -> torch.Tensor:
+    return y.argmax(-1) if y.is_floating_point() else y
+
+
+# ---------------------------------------------------------------------------------------------
+# one model
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch(x: torch.Tensor, idx: torch.Tensor, augment: Augment | None, generator: torch.Generator) -> torch.Tensor:
+    xb = x[idx.to(x.device)]
+    if augment is not None:
+        xb = augment(xb, generator)
+    return xb if xb.is_floating_point() else xb.float()
+
+
+def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None,
+           optimizer: torch.optim.Optimizer, config: TrainConfig, generator: torch.Generator,
+           augment: Augment | None) -> tuple[float, float]:
+    """One epoch over ``x[index]`` (all of ``x`` when ``index`` is None); returns (mean loss, accuracy)."""
+    model.train()
+    n = len(x) if index is None else len(index)
+    batches = epoch_indices(n, config.batch_size, generator)
+    if index is not None:
+        batches = index[batches]
+    total = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for idx in batches:
+        xb = _batch(x, idx, augment, generator)
+        yb = y[idx.to(y.device)]
+        logits = model(xb)
+        loss = compute_loss(logits, yb, config.loss)
+        if config.l2:
+            loss = loss + config.l2 * l2_penalty(model.parameters())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+        correct += (logits.detach().argmax(-1) == _targets(yb)).sum()
+    for group in optimizer.param_groups:
+        group["lr"] *= config.lr_decay
+    return float(total) / len(batches), float(correct) / batches.numel()
+
+
+def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+                    config: TrainConfig, generator: torch.Generator, *, augment: Augment | None = None) -> float:
+    """Train ``model`` for one epoch on all of ``(x, y)``; returns the mean training objective.
+
+    ``y`` is ``(N,)`` class indices, or ``(N, C)`` target distributions for ``loss="soft"``. Batches are
+    drawn with ``generator`` (see :func:`epoch_indices`), passed through ``augment`` and cast to float.
+    Afterwards every parameter group's learning rate is multiplied by ``config.lr_decay``.
+    """
+    return _epoch(model, x, y, None, optimizer, config, generator, augment)[0]
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities ``(N, C)`` of ``model`` on ``x`` in eval mode, batched, without gradients."""
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            out.append(F.softmax(model(xb if xb.is_floating_point() else xb.float()), -1).cpu())
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, model.num_classes), dtype=np.float32)
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# stacked folds
+# ---------------------------------------------------------------------------------------------
+
+
+class _Stack:
+    """F models of one architecture as stacked parameters and buffers, run with vmap."""
+
+    def __init__(self, models: Sequence[nn.Module]):
+        self.params, self.buffers = stack_module_state(list(models))
+        self.base = copy.deepcopy(models[0]).to("meta")
+
+        def call(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.base, (params, buffers), (x,))
+
+        self._call = vmap(call, randomness="different")
+
+    def __call__(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        self.base.train(train)
+        return self._call(self.params, self.buffers, x)
+
+    def predict(self, x: torch.Tensor, index: Sequence[torch.Tensor], batch_size: int) -> list[np.ndarray]:
+        """Eval-mode probabilities of fold ``f`` on ``x[index[f]]`` (index lists padded to one length)."""
+        longest = max(len(i) for i in index)
+        padded = torch.zeros(len(index), longest, dtype=torch.long)
+        for f, i in enumerate(index):
+            padded[f, : len(i)] = i
+        out = []
+        with torch.no_grad():
+            for start in range(0, longest, batch_size):
+                xb = x[padded[:, start : start + batch_size].to(x.device)]
+                out.append(F.softmax(self(xb if xb.is_floating_point() else xb.float(), train=False), -1).cpu())
+        probs = torch.cat(out, 1).numpy().astype(np.float32)
+        return [probs[f, : len(i)] for f, i in enumerate(index)]
+
+    def state_dict(self, f: int) -> dict[str, torch.Tensor]:
+        return {k: v[f].detach().cpu().clone() for k, v in {**self.params, **self.buffers}.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# folds
+# ---------------------------------------------------------------------------------------------
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Progress:
+    """A rich progress bar over fold-epochs when enabled; ``advance(k)`` otherwise does nothing."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled, self.total, self.label = enabled and total > 0, total, label
+
+    def __enter__(self) -> Callable[[int], None]:
+        if not self.enabled:
+            return lambda k=1: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda k=1: self.bar.advance(task, k)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.stop()
+
+
+def _init_model(model_name: str, model_kwargs: dict, init_state: dict | None, seed: int, device: torch.device) -> nn.Module:
+    """Build the fold's model from ``seed`` and load ``init_state`` (a classifier of another shape stays fresh)."""
+    torch.manual_seed(seed)
+    model = create_model(model_name, **model_kwargs)
+    if init_state is not None:
+        own = model.state_dict()
+        unexpected = sorted(set(init_state) - set(own))
+        missing = sorted(k for k in set(own) - set(init_state) if not k.startswith("classifier."))
+        if unexpected or missing:
+            what = f"unexpected key {unexpected[0]!r}" if unexpected else f"missing key {missing[0]!r}"
+            raise TrainError(f"init_state does not fit model {model_name}: {what}")
+        keep = {}
+        fresh_classifier = any(
+            own[k].shape != v.shape for k, v in init_state.items() if k.startswith("classifier.")
+        )
+        for k, v in init_state.items():
+            if k.startswith("classifier."):
+                if not fresh_classifier:
+                    keep[k] = v
+            elif own[k].shape != v.shape:
+                raise TrainError(f"init_state does not fit model {model_name}: {k!r} has shape "
+                                 f"{tuple(v.shape)}, the model {tuple(own[k].shape)}")
+            else:
+                keep[k] = v
+        model.load_state_dict(keep, strict=False)
+    return model.to(device)
+
+
+def _val_metrics(probs: np.ndarray, y: torch.Tensor, kind: str) -> dict[str, float]:
+    p = torch.from_numpy(probs).clamp_min(1e-12)
+    yv = y.cpu()
+    if yv.is_floating_point():
+        loss = -(yv * p.log()).sum(-1).mean()
+    else:
+        loss = -p.log().gather(-1, yv.unsqueeze(-1)).mean()
+    acc = (p.argmax(-1) == _targets(yv)).float().mean()
+    return {"val_loss": float(loss), "val_acc": float(acc)}
+
+
+def _check_inputs(x: torch.Tensor, y: torch.Tensor, folds: Sequence[Fold], config: TrainConfig,
+                  num_classes: int) -> torch.Tensor:
+    """Validate and return ``y`` in the form the loss takes."""
+    if len(x) != len(y):
+        raise TrainError(f"x has {len(x)} samples but y has {len(y)}")
+    names = [f.name for f in folds]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise TrainError(f"fold name {dup[0]!r} appears more than once")
+    for f in folds:
+        top = max((*f.train, *f.test, *f.val), default=-1)
+        if top >= len(x):
+            raise TrainError(f"fold {f.name!r}: sample index {top} is out of range for {len(x)} samples")
+    if config.loss == "soft":
+        if not y.is_floating_point():
+            y = F.one_hot(y.long(), num_classes)
+        y = y.to(torch.float32)
+        if y.dim() != 2 or y.shape[1] != num_classes:
+            raise TrainError(f"loss=soft needs targets of shape (N, {num_classes}), got {tuple(y.shape)}")
+        return y
+    if y.is_floating_point() or y.dim() != 1:
+        raise TrainError(f"loss={config.loss} needs 1-D integer class labels, got {y.dtype} of shape {tuple(y.shape)}")
+    y = y.long()
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise TrainError(f"class labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}")
+    return y
+
+
+def _activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of all leaf-module outputs per sample in a train-mode forward pass of two samples."""
+    sizes = []
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    sample = x[:2] if x[:2].is_floating_point() else x[:2].float()
+    with torch.no_grad():
+        model.train()(sample)
+    for h in hooks:
+        h.remove()
+    return max(sum(sizes) // len(sample), 1)
+
+
+def _chunk_size(activation_bytes: int, device: torch.device, batch: int) -> int:
+    """How many folds one stack may hold: three times the activations of a batch per fold must fit."""
+    if device.type == "cuda":
+        budget = torch.cuda.mem_get_info(device)[0] // 2
+    else:
+        budget = min(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4, _CPU_STACK_BYTES)
+    return max(1, budget // (3 * activation_bytes * batch))
+
+
+def train_folds(
+    model_name: str,
+    model_kwargs: dict,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    folds: Sequence[Fold],
+    config: TrainConfig,
+    *,
+    init_state: dict | None = None,
+    batched: bool | None = None,
+    augment: Augment | None = None,
+    progress: bool = True,
+    on_fold_done: Callable[[FoldResult], None] | None = None,
+    skip_folds: set[str] | frozenset[str] = frozenset(),
+) -> list[FoldResult]:
+    """Train one fresh model per fold for ``config.epochs`` epochs and predict its test samples.
+
+    Args:
+        model_name, model_kwargs: a registered model (:func:`mertk.models.create_model`).
+        x: ``(N, ...)`` inputs on the device to train on; non-float batches are cast to float32.
+        y: ``(N,)`` class indices, or ``(N, C)`` target distributions for ``loss="soft"``.
+        folds: sample positions into ``x`` per fold; ``val`` (optional) only adds a validation curve.
+        config: the training recipe.
+        init_state: a state dict to start every fold from (e.g. CK+-pretrained weights). Every
+            non-classifier tensor must fit; a classifier of another shape is left freshly initialised
+            (to reset a same-shaped one, drop its ``classifier.*`` keys).
+        batched: stack the folds (see the module docstring); ``None`` stacks models under
+            :data:`BATCH_PARAM_LIMIT` parameters on an accelerator, and on a CPU when one fold-step's
+            activations stay under :data:`CPU_STACK_STEP_BYTES`.
+        augment: ``augment(batch, generator)`` applied to every training batch.
+        progress: show a progress bar over fold-epochs.
+        on_fold_done: called with each :class:`FoldResult` as soon as its fold is finished.
+        skip_folds: names of folds already done (a resumed run); they are neither trained nor returned.
+
+    Returns:
+        The results of the trained folds, in ``folds`` order. Each fold's initialisation, shuffling
+        and dropout derive from ``(config.seed, fold name)`` (stacked: from the chunk's fold names),
+        so the same call gives the same probabilities, also when resumed with ``skip_folds``.
+    """
+    probe = create_model(model_name, **model_kwargs)
+    num_classes = probe.num_classes
+    y = _check_inputs(x, y, folds, config, num_classes).to(x.device)
+    todo = [f for f in folds if f.name not in skip_folds]
+    if not todo:
+        return []
+    params = count_params(probe)
+    if batched is None:
+        batched = params < BATCH_PARAM_LIMIT
+        if batched and x.device.type == "cpu":
+            step = min(config.batch_size, min(len(f.train) for f in todo))
+            batched = _activation_bytes(probe, x) * step <= CPU_STACK_STEP_BYTES
+    keep_state = params * 4 * len(todo) <= _KEEP_STATE_BYTES
+    results: dict[str, FoldResult] = {}
+
+    def done(result: FoldResult) -> None:
+        results[result.fold] = result
+        if on_fold_done is not None:
+            on_fold_done(result)
+
+    label = f"{model_name}: {len(todo)} fold{'s' if len(todo) != 1 else ''}{' (stacked)' if batched else ''}"
+    with _threads(config.threads), _Progress(progress, len(todo) * config.epochs, label) as advance:
+        if batched:
+            _train_stacked(model_name, model_kwargs, x, y, folds, set(skip_folds), config, init_state, augment,
+                           keep_state, probe.to(x.device), advance, done)
+        else:
+            for fold in todo:
+                done(_train_single(model_name, model_kwargs, x, y, fold, config, init_state, augment,
+                                   keep_state, advance))
+    return [results[f.name] for f in todo]
+
+
+def _train_single(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, fold: Fold,
+                  config: TrainConfig, init_state: dict | None, augment: Augment | None, keep_state: bool,
+                  advance: Callable[[int], None]) -> FoldResult:
+    start = time.perf_counter()
+    model = _init_model(model_name, model_kwargs, init_state, _seed(config.seed, fold.name, "init"), x.device)
+    generator = torch.Generator().manual_seed(_seed(config.seed, fold.name, "data"))
+    torch.manual_seed(_seed(config.seed, fold.name, "dropout"))
+    optimizer = make_optimizer(model, config)
+    train = torch.tensor(fold.train)
+    val = torch.tensor(fold.val)
+    history = []
+    for epoch in range(config.epochs):
+        loss, acc = _epoch(model, x, y, train, optimizer, config, generator, augment)
+        row = {"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)}
+        if fold.val:
+            row.update(_val_metrics(evaluate(model, x[val.to(x.device)], config.batch_size), y[val.to(y.device)],
+                                    config.loss))
+        history.append(row)
+        advance(1)
+    test = torch.tensor(fold.test)
+    probs = evaluate(model, x[test.to(x.device)], config.batch_size)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if keep_state else None
+    return FoldResult(fold.name, np.asarray(fold.test, dtype=np.int64), probs, history,
+                      time.perf_counter() - start, state)
+
+
+def _train_stacked(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, folds: Sequence[Fold],
+                   skip: set[str], config: TrainConfig, init_state: dict | None, augment: Augment | None,
+                   keep_state: bool, probe: nn.Module, advance: Callable[[int], None],
+                   done: Callable[[FoldResult], None]) -> None:
+    """Train ``folds`` in stacked chunks; chunks are formed from all folds so a resume re-forms them."""
+    groups: dict[tuple[int, int], list[Fold]] = {}
+    for fold in folds:
+        b = min(config.batch_size, len(fold.train))
+        groups.setdefault((math.ceil(len(fold.train) / b), b), []).append(fold)
+    for (_steps, b), members in groups.items():
+        size = _chunk_size(_activation_bytes(probe, x), x.device, b)
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            if all(f.name in skip for f in chunk):
+                continue
+            for result in _train_chunk(model_name, model_kwargs, x, y, chunk, config, init_state, augment,
+                                       keep_state, advance):
+                if result.fold not in skip:
+                    done(result)
+
+
+def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, chunk: Sequence[Fold],
+                 config: TrainConfig, init_state: dict | None, augment: Augment | None, keep_state: bool,
+                 advance: Callable[[int], None]) -> list[FoldResult]:
+    start = time.perf_counter()
+    models = [_init_model(model_name, model_kwargs, init_state, _seed(config.seed, f.name, "init"), x.device)
+              for f in chunk]
+    stack = _Stack(models)
+    del models
+    generators = [torch.Generator().manual_seed(_seed(config.seed, f.name, "data")) for f in chunk]
+    torch.manual_seed(_seed(config.seed, "stack", *(f.name for f in chunk)))
+    optimizer = make_optimizer(stack.params.values(), config)
+    trains = [torch.tensor(f.train) for f in chunk]
+    vals = [torch.tensor(f.val) for f in chunk]
+    histories: list[list[dict]] = [[] for _ in chunk]
+    for epoch in range(config.epochs):
+        batches = torch.stack([t[epoch_indices(len(t), config.batch_size, g)] for t, g in zip(trains, generators)])
+        total = torch.zeros(len(chunk), device=x.device)
+        correct = torch.zeros(len(chunk), device=x.device)
+        for step in range(batches.shape[1]):
+            idx = batches[:, step]
+            if augment is None:
+                xb = _batch(x, idx, None, generators[0])
+            else:
+                xb = torch.stack([_batch(x, i, augment, g) for i, g in zip(idx, generators)])
+            yb = y[idx.to(y.device)]
+            logits = stack(xb, train=True)
+            loss = compute_loss(logits, yb, config.loss)
+            if config.l2:
+                loss = loss + config.l2 * l2_penalty(stack.params.values(), stacked=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            optimizer.step()
+            total += loss.detach()
+            correct += (logits.detach().argmax(-1) == _targets(yb)).sum(-1)
+        for group in optimizer.param_groups:
+            group["lr"] *= config.lr_decay
+        losses = (total / batches.shape[1]).tolist()
+        accs = (correct / batches[0].numel()).tolist()
+        val_probs = stack.predict(x, vals, config.batch_size) if any(len(v) for v in vals) else None
+        for f, fold in enumerate(chunk):
+            row = {"epoch": epoch + 1, "loss": losses[f], "train_acc": accs[f], "lr": lr_at(config, epoch)}
+            if val_probs is not None and fold.val:
+                row.update(_val_metrics(val_probs[f], y[vals[f].to(y.device)], config.loss))
+            histories[f].append(row)
+        advance(len(chunk))
+    probs = stack.predict(x, [torch.tensor(f.test) for f in chunk], config.batch_size)
+    seconds = (time.perf_counter() - start) / len(chunk)
+    return [FoldResult(f.name, np.asarray(f.test, dtype=np.int64), probs[i], histories[i], seconds,
+                       stack.state_dict(i) if keep_state else None) for i, f in enumerate(chunk)]

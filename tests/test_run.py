@@ -1,0 +1,110 @@
+"""Runs: a reduced-epoch smoke run of every recipe family on the synthetic benchmark, determinism, and a
+real SIGKILL + resume of `mertk train`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mertk.engine.metrics import metrics_report, read_predictions
+from mertk.engine.run import run_recipe
+
+TINY_SHCNN = ["model.kwargs.filters=[4, 4, 8]", "model.kwargs.hidden=[16]"]
+SMOKE = {
+    "laenet-megc2019": ["train.epochs=3", "pretrain.epochs=2"],
+    "ststnet-megc2019": ["train.epochs=3"],
+    "shcnn-casme2": ["train.epochs=1", "model.kwargs.input_size=32", *TINY_SHCNN],
+    "shcnn-fer2013": ["train.epochs=1", *TINY_SHCNN],
+    "c3d-casme2": ["train.epochs=1", "model.kwargs.input_size=[16, 32, 32]", "model.kwargs.filters=[2, 2, 2, 2]",
+                   "model.kwargs.hidden=8", "augment.rotate=[5]"],
+    "shallow-megc2018": ["train.epochs=2", "model.kwargs.input_size=32"],
+    "resnet-megc2018": ["train.epochs=1", "model.name=resnet18_reduced_1", "model.kwargs.input_size=32"],
+    "strcn-g-smic": ["train.epochs=1", "model.kwargs.input_size=[64, 48]", "model.kwargs.num_rcl=2",
+                     "model.kwargs.num_maps=4", "model.kwargs.steps=1", "augment.magnify=[]"],
+    "strcn-a-smic": ["train.epochs=1", "features.size=[32, 24]", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4",
+                     "model.kwargs.steps=1", "augment.magnify=[8]", "augment.frame_select=[0.8]", "protocol=lovo",
+                     "protocol_options.test_fraction=0.25"],
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
+    run_dir = run_recipe(name, data=synth_root, out=tmp_path, overrides=SMOKE[name], progress=False, cache_dir=cache)
+    for item in ("config.yaml", "predictions.csv", "results.json", "confusion.png", "training_curves.png"):
+        assert (run_dir / item).is_file(), item
+    results = json.loads((run_dir / "results.json").read_text())
+    frame = read_predictions(run_dir / "predictions.csv")
+    # every clip used is predicted exactly once, and the metrics are those of predictions.csv
+    assert len(frame) == results["clips_tested"] == results["metrics"]["n"]
+    if results["protocol"] != "official":  # the official split tests PublicTest only
+        assert results["clips_tested"] == results["clips_used"]
+    assert not frame.duplicated(["dataset", "subject", "clip"]).any()
+    recomputed = metrics_report(frame, results["classes"])
+    for key in ("accuracy", "uf1", "uar"):
+        assert results["metrics"][key] == pytest.approx(recomputed[key], abs=1e-12)
+    assert set(frame["fold"]) == {f["fold"] for f in results["folds"]}
+    assert len(list((run_dir / "folds").glob("*.npz"))) == len(results["folds"])
+    assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
+    assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
+
+
+def test_composite_breakdown_and_pretraining(synth_root, cache, tmp_path):
+    run_dir = run_recipe("laenet-megc2019", data=synth_root, out=tmp_path, overrides=SMOKE["laenet-megc2019"],
+                         progress=False, cache_dir=cache)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert set(results["report"]["per_dataset"]) == {"casme2", "samm", "smic"}
+    assert results["pretrain"]["dataset"] == "ckplus" and results["pretrain"]["clips"] > 0
+    assert len(results["folds"]) == 12  # 4 subjects in each of the 3 datasets
+
+
+def test_same_seed_same_metrics(synth_root, cache, tmp_path):
+    runs = [run_recipe("ststnet-megc2019", data=synth_root, out=tmp_path / str(i), overrides=["train.epochs=4"],
+                       progress=False, cache_dir=cache) for i in range(2)]
+    a, b = (json.loads((r / "results.json").read_text()) for r in runs)
+    assert a["metrics"] == b["metrics"] and a["report"]["confusion"] == b["report"]["confusion"]
+    assert (runs[0] / "predictions.csv").read_text() == (runs[1] / "predictions.csv").read_text()
+
+
+def test_sigkill_then_resume(synth_root, cache, tmp_path):
+    """Kill a real `mertk train` after its first fold file appears; the same command finishes the run
+    without retraining the folds already saved."""
+    cmd = [sys.executable, "-m", "mertk.cli", "train", "ststnet-megc2019", "--data", str(synth_root),
+           "--out", str(tmp_path), "--cache", str(cache), "--quiet", "--set", "train.epochs=60",
+           "--set", "fold_batching=false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    folds = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        folds = list(tmp_path.glob("*/folds/*.npz"))
+        if folds:
+            break
+        time.sleep(0.05)
+    assert folds, "no fold finished before the deadline"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    (run_dir,) = {p.parent.parent for p in folds}
+    before = {p.name: p.stat().st_mtime_ns for p in (run_dir / "folds").glob("*.npz")}
+    assert 1 <= len(before) < 12 and not (run_dir / "results.json").exists()
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in (run_dir / "folds").glob("*.npz")}
+    assert len(after) == 12
+    assert {name: after[name] for name in before} == before  # the saved folds were not retrained
+    results = json.loads((run_dir / "results.json").read_text())
+    assert sum(f["resumed"] for f in results["folds"]) == len(before)
+    frame = read_predictions(run_dir / "predictions.csv")
+    assert len(frame) == results["clips_used"] and not frame.duplicated(["dataset", "subject", "clip"]).any()
+    assert str(run_dir) in done.stdout and "UF1" in done.stdout
