@@ -326,12 +326,32 @@ def test_dc_rois_lbp_spots_a_change_in_the_mouth_roi():
         dc_rois_lbp(frames)
 
 
-def test_flow_peak_uses_the_given_flow():
-    frames = [np.full((8, 8), v, np.float64) for v in (0, 1, 4, 2, 1)]
-    fake_flow = lambda a, b: np.repeat((b - a)[..., None], 2, axis=-1)  # noqa: E731
+def _drift_and_bump(local: tuple[float, ...], drift: tuple[float, ...]):
+    """Frames carrying their index; a fake flow with a uniform drift plus a local 3x3 bump."""
+    frames = [np.full((16, 16), t, np.float64) for t in range(len(local))]
+
+    def fake_flow(a, b):
+        t = int(b[0, 0])
+        flow = np.full((16, 16, 2), drift[t], np.float64)
+        flow[6:9, 6:9] += local[t]
+        return flow
+
+    return frames, fake_flow
+
+
+def test_flow_peak_finds_local_motion_and_ignores_drift():
+    # the drift grows through the clip (as a head drifts) while the local motion peaks at frame 2
+    frames, fake_flow = _drift_and_bump(local=(0, 1, 4, 2, 1), drift=(0, 1, 2, 3, 5))
     assert flow_peak(frames, flow_fn=fake_flow) == 2
+    plain_mean = [np.hypot(*fake_flow(frames[0], f).transpose(2, 0, 1)).mean() for f in frames]
+    assert int(np.argmax(plain_mean)) == 4  # a mean-magnitude score would follow the drift
+    inside = np.zeros((16, 16), bool)
+    inside[:, 8:] = True  # a mask that keeps only part of the bump still finds it
+    assert flow_peak(frames, flow_fn=fake_flow, mask=inside) == 2
     with pytest.raises(ApexError, match="needs flow_fn"):
         flow_peak(frames)
+    with pytest.raises(ApexError, match="percentile"):
+        flow_peak(frames, flow_fn=fake_flow, percentile=0)
 
 
 def test_spotters_are_registered():

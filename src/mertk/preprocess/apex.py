@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import cv2
 import numpy as np
 from scipy.signal import find_peaks
 from skimage.feature import local_binary_pattern
@@ -154,24 +155,46 @@ def flow_peak(
     landmarks: np.ndarray | None = None,
     flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     mask: np.ndarray | None = None,
+    percentile: float = 99.0,
+    eye_dilate: int = 4,
 ) -> int:
-    """The frame with the largest mean flow magnitude from the first frame.
+    """The frame whose local motion from the first frame peaks.
 
-    ``flow_fn(first, frame)`` returns an ``(H, W, 2)`` flow; ``mask`` (bool ``(H, W)``, e.g. the
-    inverse of an eye mask) restricts the mean to its true pixels. ``landmarks`` is not used.
+    For every frame ``flow_fn(first, frame)`` gives an ``(H, W, 2)`` flow. Inside the region scored
+    (the landmarks' convex hull without the dilated eye polygons when ``landmarks`` are given, so that
+    blinks do not count; else the whole frame; intersected with ``mask`` when given) the median flow is
+    subtracted, which removes head drift and other global motion, and the frame's score is the
+    ``percentile`` of the residual magnitude: a micro-expression moves a small part of the face.
+
+    Scoring the plain mean magnitude instead followed the drift, which grows through a clip, and missed
+    the synthetic benchmark's apex by 13 frames on average; this rule (percentile 99 chosen on seed 0)
+    misses it by 1.9 frames on an unseen seed (``benchmarks/bench_preprocess.py``).
     """
+    from .eyemask import eye_mask
+
     clip = as_clip(frames, what="flow_peak clip")
     if flow_fn is None:
         raise ApexError("flow_peak needs flow_fn(first, frame) -> (H, W, 2) flow")
     if mask is not None and mask.shape != clip.shape[1:3]:
         raise ApexError(f"flow_peak: mask shape {mask.shape} does not match frames {clip.shape[1:3]}")
+    if not 0 < percentile <= 100:
+        raise ApexError(f"flow_peak: percentile must be in (0, 100], got {percentile}")
+    region = np.ones(clip.shape[1:3], dtype=bool) if mask is None else mask.astype(bool)
+    if landmarks is not None:
+        pts = as_landmarks(landmarks)
+        hull = np.zeros(clip.shape[1:3], dtype=np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.rint(pts).astype(np.int32)), 1)
+        region &= hull.astype(bool) & ~eye_mask(clip.shape[1:3], pts, dilate=eye_dilate)
+    if not region.any():
+        raise ApexError("flow_peak: the region to score is empty (mask and landmarks do not overlap)")
     scores = np.zeros(len(clip))
     for t in range(1, len(clip)):
         flow = np.asarray(flow_fn(clip[0], clip[t]))
         if flow.shape != clip.shape[1:3] + (2,):
             raise ApexError(f"flow_peak: flow_fn returned shape {flow.shape}, expected {clip.shape[1:3] + (2,)}")
-        mag = np.hypot(flow[..., 0], flow[..., 1])
-        scores[t] = mag[mask].mean() if mask is not None else mag.mean()
+        vectors = flow[region]
+        residual = vectors - np.median(vectors, axis=0)
+        scores[t] = np.percentile(np.hypot(residual[:, 0], residual[:, 1]), percentile)
     return int(np.argmax(scores))
 
 
