@@ -208,3 +208,20 @@ def test_flow_cli_recovers_a_shift(tmp_path, capsys):
     assert summary["method"] == "tvl1"
     code = main(["flow", str(a), str(tmp_path / "missing.png")])
     assert code == 2 and "missing.png: image not found" in capsys.readouterr().err
+
+
+def test_alignment_removes_a_head_shift_and_magnification_runs(casme2, tmp_path):
+    moved = copy_clip(casme2.usable()[0], tmp_path / "moved")
+    for path in moved.frames[1:]:  # a 3 px, 2 px head shift after the onset frame
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.warpAffine(image, np.float32([[1, 0, 3], [0, 1, 2]]), image.shape[1::-1],
+                                              borderMode=cv2.BORDER_REPLICATE), [cv2.IMWRITE_JPEG_QUALITY, 98])
+    raw = config_for_model("laenet", uvs_normalise="none", eye_mask=False)
+    flows = {align: prepare(casme2, raw.replace(align=align), records=[moved], workers=1, progress=False).features[0].x
+             for align in ("none", "similarity")}
+    shift = np.median(np.hypot(flows["none"][0], flows["none"][1]))
+    residual = np.median(np.hypot(flows["similarity"][0], flows["similarity"][1]))
+    assert shift > 2.5  # the head shift dominates the unaligned flow
+    assert residual < 0.25 * shift
+    magnified = prepare(casme2, raw.replace(magnify=8.0), records=casme2.usable()[:1], workers=1, progress=False)
+    assert not magnified.skipped and np.isfinite(magnified.features[0].x).all()
