@@ -37,7 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -394,12 +394,17 @@ def print_table(result: dict) -> None:
               f"{c['epe_reference']:.4f} px -> target (>= {TARGET_SPEEDUP:.0f}x, EPE no worse) {verdict}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_cli(entry: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run a benchmark's entry point; bad input is one line on stderr and exit 2 (as the CLI does)."""
     try:
-        _main(argv)
-    except MertkError as e:  # bad input: one line, exit 2 (as the CLI does)
+        entry(argv)
+    except MertkError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(_main, argv)
 
 
 def _main(argv: list[str] | None) -> None:

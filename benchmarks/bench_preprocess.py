@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any, Sequence
 
 import numpy as np
 
-from bench_flow import SYNTH_DATASETS, SynthClip, face_crop, hull_mask, load_synth_clips, synth_root
+from bench_flow import SYNTH_DATASETS, SynthClip, face_crop, hull_mask, load_synth_clips, run_cli, synth_root
 
 import mertk.preprocess.apex  # noqa: F401  (importing registers the spotters)
 from mertk.errors import MertkError
@@ -204,11 +203,7 @@ def print_tables(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        _main(argv)
-    except MertkError as e:  # bad input: one line, exit 2 (as the CLI does)
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_cli(_main, argv)
 
 
 def _main(argv: list[str] | None) -> None:

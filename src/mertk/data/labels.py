@@ -84,7 +84,6 @@ def _invert(groups: Mapping[str, Iterable[str]]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 # MEGC 2019 three classes (LAENet, STSTNet): negative / positive / surprise
 # ---------------------------------------------------------------------------------------------
-_NEG = ("disgust", "repression", "anger", "contempt", "fear", "sadness")
 
 MEGC2019 = _add(LabelMap(
     name="megc2019",
