@@ -116,6 +116,7 @@ class Recipe:
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     inference: str = "none"
     fold_batching: str | bool = "auto"
+    final_model: bool = True
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:

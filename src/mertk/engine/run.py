@@ -560,6 +560,39 @@ def _folds_for(recipe: Recipe, clips: Clips) -> list[Any]:
     return protocols.official_splits([getattr(r, "split", None) for r in clips.records])
 
 
+def save_final_model(path: Path, recipe: Recipe, kwargs: dict[str, Any], config: Any, samples: Samples,
+                     y_samples: Any, tconfig: Any, init_state: dict | None, classes: Sequence[str], label_map: str,
+                     clips: int, progress: bool) -> Path:
+    """Train the recipe's model on every sample of the run and save it as a checkpoint."""
+    import torch
+
+    from .checkpoint import Checkpoint, save_checkpoint
+    from .train import train_final
+
+    arrays: dict[str, Any] = {}
+    if config.feature == "strcn_pixels":
+        from ..preprocess.eyemask import fit_strcn_mask
+
+        originals = np.flatnonzero(~samples.train_only)
+        mask = fit_strcn_mask((samples.x[j] for j in originals), percentile=30)
+        x = torch.from_numpy(strcn_inputs(samples, originals))
+        kwargs = {**kwargs, "input_size": tuple(x.shape[-2:])}
+        arrays["strcn_mask"] = mask.astype(np.uint8)
+    else:
+        x = torch.from_numpy(samples.x)
+    model, history = train_final(recipe.model.name, kwargs, x, y_samples, tconfig, init_state=init_state,
+                                 progress=progress)
+    checkpoint = Checkpoint(
+        model=recipe.model.name, model_kwargs=kwargs, classes=tuple(classes), label_map=label_map,
+        features=config.as_dict(), inference=recipe.inference,
+        state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, arrays=arrays,
+        meta={"recipe": recipe.name, "paper": recipe.paper, "run_dir": str(path.parent), "clips": clips,
+              "samples": len(samples), "seed": recipe.seed, "epochs": tconfig.epochs,
+              "final_loss": history[-1]["loss"] if history else None, "versions": _versions()},
+    )
+    return save_checkpoint(path, checkpoint)
+
+
 def run_dir_for(recipe: Recipe, resolved: dict[str, Any], out: Path) -> Path:
     digest = hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return out / f"{recipe.name}-{digest}"
@@ -699,6 +732,12 @@ def run_recipe(
             train_folds(recipe.model.name, kwargs, x, y_samples, folds, tconfig, init_state=init_state,
                         batched=batched, progress=progress, on_fold_done=on_done, skip_folds=set(done))
     timings["train_s"] = round(time.perf_counter() - t0, 2)
+    if recipe.final_model and not (run_dir / "model.pt").is_file():
+        say("training the final model on every clip (saved as model.pt)")
+        t0 = time.perf_counter()
+        save_final_model(run_dir / "model.pt", recipe, kwargs, config, samples, y_samples, tconfig, init_state,
+                         classes, summary["label_map"], len(records), progress)
+        timings["final_model_s"] = round(time.perf_counter() - t0, 2)
     done = load_folds(folds_dir)
     absent = [f.name for f in folds if f.name not in done]
     if absent:
@@ -751,6 +790,7 @@ def run_recipe(
             "excluded_by_label_map": clips.excluded,
         },
         "pretrain": pre_report,
+        "checkpoint": str(run_dir / "model.pt") if (run_dir / "model.pt").is_file() else None,
         "timings": timings,
         "versions": _versions(),
         "torch_threads": torch.get_num_threads(),

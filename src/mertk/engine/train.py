@@ -576,6 +576,29 @@ def _train_single(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch
                       time.perf_counter() - start, state)
 
 
+def train_final(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, *,
+                init_state: dict | None = None, augment: Augment | None = None,
+                progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train one model on all of ``(x, y)`` with the folds' recipe (the deployable model of a run).
+
+    Initialisation and shuffling derive from ``(config.seed, "final")``, so the same call gives the
+    same weights. Returns the model (eval mode, on the CPU) and its history.
+    """
+    probe = create_model(model_name, **model_kwargs)
+    y = _check_inputs(x, y, [], config, probe.num_classes).to(x.device)
+    model = _init_model(model_name, model_kwargs, init_state, _seed(config.seed, "final", "init"), x.device)
+    generator = torch.Generator().manual_seed(_seed(config.seed, "final", "data"))
+    torch.manual_seed(_seed(config.seed, "final", "dropout"))
+    optimizer = make_optimizer(model, config)
+    history = []
+    with _threads(config.threads), _Progress(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
+        for epoch in range(config.epochs):
+            loss, acc = _epoch(model, x, y, None, optimizer, config, generator, augment)
+            history.append({"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)})
+            advance(1)
+    return model.cpu().eval(), history
+
+
 def _train_stacked(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, folds: Sequence[Fold],
                    skip: set[str], config: TrainConfig, init_state: dict | None, augment: Augment | None,
                    keep_state: bool, probe: nn.Module, advance: Callable[[int], None],

@@ -86,6 +86,9 @@ class PrepareConfig:
         uvs_normalise: normalisation of ``uvs`` maps (``minmax`` per channel, ``fixed``, ``none``).
         apex_plus_one: also build the onset->apex+1 flow feature (``x_aug``), an augmentation.
         upsample: dlib detector upsampling for small faces.
+        flow_size: resize the cropped face to ``flow_size x flow_size`` before magnification, apex
+            spotting and flow (0 keeps the crop's resolution). A smaller face makes the flow faster;
+            the model input is resized to ``size`` either way.
     """
 
     feature: str = "uvs"
@@ -104,6 +107,7 @@ class PrepareConfig:
     uvs_normalise: str = "minmax"
     apex_plus_one: bool = False
     upsample: int = 1
+    flow_size: int = 0
 
     def __post_init__(self) -> None:
         if self.feature not in FEATURES:
@@ -116,6 +120,8 @@ class PrepareConfig:
             raise PreprocessError(f"unknown temporal normalisation {self.temporal!r}; choose from: tim, linear")
         for name in {self.apex, self.apex_fallback} - {"annotation"}:
             SPOTTERS.get(name)  # unknown spotters list the valid names
+        if self.flow_size < 0:
+            raise PreprocessError(f"flow_size must be >= 0 (0 keeps the crop's resolution), got {self.flow_size}")
         if len(self.size) != 2 or min(self.size) < 1:
             raise PreprocessError(f"size must be (height, width) > 0, got {self.size}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
@@ -324,20 +330,59 @@ def prepare_clip(record: ClipRecord, config: PrepareConfig) -> dict[str, np.ndar
     if len(record.frames) < 2:
         raise PreprocessError(f"{record.key}: a clip of {len(record.frames)} frame(s); at least 2 are needed")
     frames = read_frames(record.frames)
-    source = str(record.frames[0])
-    box, points = _face_box(frames, config, source)
+    apex_index = None
+    if config.apex == "annotation" and record.apex is not None:
+        apex_index = record.index_of(record.apex)
+    return prepare_frames(frames, config, apex_index=apex_index, source=str(record.frames[0]))
+
+
+def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int | None = None,
+                   landmarks: np.ndarray | None = None, source: str = "") -> dict[str, np.ndarray]:
+    """Run the pipeline on in-memory frames (``T x H x W x 3`` uint8 RGB, onset first).
+
+    This is :func:`prepare_clip` without the dataset: ``mertk predict`` and ``mertk bench`` call it on
+    decoded video so that inference preprocesses exactly as training did.
+
+    Args:
+        frames: the clip, onset first.
+        config: the pipeline parameters (a checkpoint's ``prepare_config()``).
+        apex_index: the apex position in ``frames``; ``None`` spots it with ``config.apex`` (or
+            ``config.apex_fallback`` when that is ``annotation``).
+        landmarks: the onset frame's 68 landmarks (frame coordinates) from a face tracker; ``None``
+            detects them.
+        source: names the clip in errors.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 2:
+        raise PreprocessError(f"{source or 'clip'}: expected at least 2 frames of H x W x 3, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise PreprocessError(f"{source or 'clip'}: expected uint8 frames, got {frames.dtype}")
+    if landmarks is None:
+        box, points = _face_box(frames, config, source)
+    else:
+        points = np.asarray(landmarks, dtype=np.float32)
+        if points.shape != (68, 2):
+            raise PreprocessError(f"{source or 'clip'}: landmarks must be 68 x 2, got {points.shape}")
+        onset = frames[0]
+        box = Box(0, 0, onset.shape[0], onset.shape[1]) if config.crop == "none" else get_box(config.crop, points, onset.shape)
     if config.align != "none":
         frames = _align(frames, config, source)
     frames = np.ascontiguousarray(crop_clip(frames, box))
     points = points - np.array([box.left, box.top], dtype=np.float32)
+    if config.flow_size and config.feature not in ("clip_rgb", "strcn_pixels"):
+        h, w = frames.shape[1:3]
+        frames = np.stack([resize(f, (config.flow_size, config.flow_size)) for f in frames])
+        points = points * np.array([config.flow_size / w, config.flow_size / h], dtype=np.float32)
     if config.magnify > 0:
         from .magnify import magnify_clip
 
         frames = magnify_clip(frames, alpha=config.magnify)
     grey = _grey(frames)
 
-    if config.apex == "annotation" and record.apex is not None:
-        apex_index, apex_source = record.index_of(record.apex), "annotation"
+    if apex_index is not None:
+        if not 0 <= apex_index < len(frames):
+            raise PreprocessError(f"{source or 'clip'}: apex index {apex_index} outside the clip's {len(frames)} frames")
+        apex_source = "annotation"
     else:
         spotter = config.apex if config.apex != "annotation" else config.apex_fallback
         apex_index, apex_source = _spot_apex(frames, points, spotter, config), f"spotted:{spotter}"
