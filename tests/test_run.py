@@ -57,6 +57,36 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     assert len(list((run_dir / "folds").glob("*.npz"))) == len(results["folds"])
     assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
+    _check_final_model(run_dir, results, synth_root)
+
+
+def _check_final_model(run_dir, results, synth_root):
+    """model.pt holds the run's model, classes and preprocessing, and classifies a prepared clip."""
+    import numpy as np
+
+    from mertk.engine.checkpoint import classify, load_checkpoint, model_inputs
+    from mertk.engine.run import load_clips, resolve_root
+    from mertk.preprocess.pipeline import prepare_clip
+
+    assert results["checkpoint"] == str(run_dir / "model.pt")
+    ckpt = load_checkpoint(run_dir)
+    assert list(ckpt.classes) == results["classes"] and ckpt.meta["recipe"] == results["recipe"]
+    assert ckpt.model == results["model"] and ckpt.meta["clips"] == results["clips_used"]
+    config = ckpt.prepare_config()
+    if config.feature == "gray_face":
+        return
+    cfg = json.loads(json.dumps(__import__("yaml").safe_load((run_dir / "config.yaml").read_text())))
+    assert cfg["features"] == ckpt.features  # the same preprocessing as training
+    dataset = cfg["recipe"]["data"]["dataset"]
+    _, clips = load_clips(dataset, resolve_root(dataset, cfg["recipe"]["data"].get("root"), synth_root),
+                          cfg["label_map"], {})
+    arrays = prepare_clip(clips.records[0], config)
+    x, apex = model_inputs(ckpt, arrays)
+    model = ckpt.build_model()
+    assert x.shape[1:] == tuple(model.input_spec.shape) or config.feature == "strcn_pixels"
+    probs, pred = classify(ckpt, model, arrays)
+    assert probs.shape == (len(ckpt.classes),) and abs(float(probs.sum()) - 1) < 1e-4 and pred == int(np.argmax(probs)) or \
+        ckpt.inference == "vote"
 
 
 def test_composite_breakdown_and_pretraining(synth_root, cache, tmp_path):
@@ -108,3 +138,25 @@ def test_sigkill_then_resume(synth_root, cache, tmp_path):
     frame = read_predictions(run_dir / "predictions.csv")
     assert len(frame) == results["clips_used"] and not frame.duplicated(["dataset", "subject", "clip"]).any()
     assert str(run_dir) in done.stdout and "UF1" in done.stdout
+
+
+def test_best_test_epoch_figure_is_computed_by_hand():
+    """Two folds, one sample per clip: fold a is right at epoch 2 only, fold b at epochs 1 and 3."""
+    import numpy as np
+
+    from mertk.engine.protocols import Fold
+    from mertk.engine.run import Samples, SavedFold, best_test_epoch_figure
+
+    samples = Samples(np.zeros((4, 1)), owner=np.arange(4), train_only=np.zeros(4, bool), apex=np.ones(4, bool))
+    y = np.array([0, 1, 1, 0])
+    folds = [Fold("a", (2, 3), (0, 1)), Fold("b", (0, 1), (2, 3))]
+    one = lambda *cls: np.eye(2, dtype=np.float32)[list(cls)]  # noqa: E731
+    curve_a = np.stack([one(1, 0), one(0, 1), one(0, 0)])  # accuracy 0, 1, 0.5
+    curve_b = np.stack([one(1, 1), one(0, 0), one(1, 0)])  # accuracy 0.5, 0.5, 1
+    done = {"a": SavedFold("a", np.array([0, 1]), curve_a[-1], [], 0.0, 3, curve_a),
+            "b": SavedFold("b", np.array([2, 3]), curve_b[-1], [], 0.0, 3, curve_b)}
+    figure = best_test_epoch_figure(folds, done, samples, [None] * 4, y, ["x", "y"], "none")
+    assert figure["epochs"] == [2, 3] and figure["accuracy"] == 1.0 and figure["uf1"] == 1.0
+    assert "inflated" in figure["label"]
+    done["b"] = SavedFold("b", np.array([2, 3]), curve_b[-1], [], 0.0, 3, None)
+    assert best_test_epoch_figure(folds, done, samples, [None] * 4, y, ["x", "y"], "none") is None

@@ -290,3 +290,51 @@ def test_evaluate_is_batched_eval_mode_and_restores_mode():
     whole = evaluate(model, x, batch_size=len(x))
     np.testing.assert_allclose(evaluate(model, x, batch_size=5), whole, atol=1e-6)  # BN uses running stats
     assert model.training and whole.dtype == np.float32 and whole.shape == (len(x), 3)
+
+
+# --------------------------------------------------------------------------- epoch selection, test curve
+
+
+def _with_val(folds: list[Fold], x: torch.Tensor) -> list[Fold]:
+    """Move the first two training subjects' samples (12 each) of every fold into ``val``."""
+    out = []
+    for f in folds:
+        val = f.train[:24]
+        out.append(Fold(f.name, f.train[24:], f.test, val))
+    return out
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_val_loss_selection_uses_the_epoch_of_lowest_validation_loss(batched):
+    x, y, folds = toy(n_subjects=4)
+    folds = _with_val(folds, x)
+    config = TrainConfig(epochs=10, batch_size=16, lr=5e-2, threads=1, select="val_loss", test_curve=True)
+    results = train_folds("laenet", KW_NO_DROPOUT, x, y, folds, config, batched=batched, progress=False)
+    for r in results:
+        val_losses = [h["val_loss"] for h in r.history]
+        assert r.selected_epoch == int(np.argmin(val_losses)) + 1
+        # the chosen weights' test probabilities are that epoch's row of the test curve
+        assert r.test_curve.shape == (10, len(r.test_index), 3)
+        np.testing.assert_allclose(r.probs, r.test_curve[r.selected_epoch - 1].astype(np.float32), atol=2e-3)
+
+
+def test_last_epoch_is_the_default_and_the_test_curve_ends_with_it():
+    x, y, folds = toy(n_subjects=3)
+    config = TrainConfig(epochs=4, batch_size=16, lr=1e-2, threads=1, test_curve=True)
+    (r, *_) = train_folds("laenet", KW_NO_DROPOUT, x, y, folds, config, batched=False, progress=False)
+    assert r.selected_epoch == 4
+    np.testing.assert_allclose(r.probs, r.test_curve[-1].astype(np.float32), atol=2e-3)
+    plain = train_folds("laenet", KW_NO_DROPOUT, x, y, folds[:1], TrainConfig(epochs=4, batch_size=16, lr=1e-2, threads=1),
+                        batched=False, progress=False)[0]
+    assert plain.test_curve is None
+    np.testing.assert_array_equal(plain.probs, r.probs)  # recording the curve changes nothing
+
+
+def test_val_loss_selection_without_validation_set_is_an_error():
+    x, y, folds = toy(n_subjects=3)
+    with pytest.raises(TrainError, match="needs an inner validation set"):
+        train_folds("laenet", KW, x, y, folds, TrainConfig(epochs=1, select="val_loss", threads=1), progress=False)
+    with pytest.raises(TrainError, match="train.select 'best' is unknown; choose from: last, val_loss"):
+        TrainConfig(select="best")
+    with pytest.raises(TrainError, match="train.test_curve must be true or false"):
+        TrainConfig(test_curve="yes")

@@ -55,6 +55,7 @@ from .protocols import Fold
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LOSSES = ("ce", "soft", "balanced")
+SELECT = ("last", "val_loss")
 #: Models with fewer learnable parameters than this are fold-batched automatically (on accelerators).
 BATCH_PARAM_LIMIT = 100_000
 #: On a CPU, folds are stacked automatically only while one fold-step's activations stay under this
@@ -91,6 +92,12 @@ class TrainConfig:
             or ``balanced`` (STRCN eq. 9-10, see :func:`balanced_loss`).
         seed: seeds every fold's initialisation, shuffling and dropout (derived per fold name).
         threads: torch CPU threads while training (0 leaves torch's setting alone).
+        select: which epoch's weights predict the test fold: ``last`` (fixed epochs), or ``val_loss``
+            (the epoch of lowest loss on the fold's inner validation subjects; needs folds with
+            ``val``, which :func:`mertk.engine.run.run_recipe` makes with ``val_fraction``).
+        val_fraction: share of a fold's training subjects held out for ``select: val_loss``.
+        test_curve: also record every epoch's test probabilities, only to report the separately
+            labelled, inflated "best test epoch" figure that papers print; it never selects anything.
     """
 
     epochs: int = 800
@@ -104,17 +111,29 @@ class TrainConfig:
     loss: str = "ce"
     seed: int = 0
     threads: int = 0
+    select: str = "last"
+    val_fraction: float = 0.1
+    test_curve: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            kind = int if f.type in ("int", int) else float if f.type in ("float", float) else str
+            kind = int if f.type in ("int", int) else float if f.type in ("float", float) else bool if f.type in (
+                "bool", bool) else str
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise TrainError(f"train.{f.name} must be true or false, got {value!r}")
+                continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, f.name, float(value))
             elif not isinstance(value, kind) or isinstance(value, bool):
                 raise TrainError(f"train.{f.name} must be {kind.__name__}, got {value!r}")
         if self.optimizer not in OPTIMIZERS:
             raise TrainError(f"train.optimizer {self.optimizer!r} is unknown; choose from: {', '.join(OPTIMIZERS)}")
+        if self.select not in SELECT:
+            raise TrainError(f"train.select {self.select!r} is unknown; choose from: {', '.join(SELECT)}")
+        if not 0 < self.val_fraction < 1:
+            raise TrainError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.loss not in LOSSES:
             raise TrainError(f"train.loss {self.loss!r} is unknown; choose from: {', '.join(LOSSES)}")
         for name in ("epochs", "threads", "momentum", "weight_decay", "l2"):
@@ -140,6 +159,9 @@ class FoldResult:
         seconds: training and prediction wall time (a stacked chunk's time shared equally by its folds).
         state_dict: the final weights on the CPU, or ``None`` when all folds' states together would
             exceed 512 MiB.
+        selected_epoch: the 1-based epoch whose weights gave ``probs``.
+        test_curve: ``(epochs, len(test_index), num_classes)`` float16 test probabilities of every
+            epoch when ``config.test_curve`` (for the labelled inflated figure only), else ``None``.
     """
 
     fold: str
@@ -148,6 +170,8 @@ class FoldResult:
     history: list[dict]
     seconds: float
     state_dict: dict | None
+    selected_epoch: int = 0
+    test_curve: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +410,13 @@ class _Progress:
             self.bar.stop()
 
 
+def _check_select(config: TrainConfig, folds: Sequence[Fold]) -> None:
+    if config.select == "val_loss":
+        lacking = [f.name for f in folds if not f.val]
+        if lacking:
+            raise TrainError(f"train.select=val_loss needs an inner validation set, and fold {lacking[0]!r} has none")
+
+
 def _init_model(model_name: str, model_kwargs: dict, init_state: dict | None, seed: int, device: torch.device) -> nn.Module:
     """Build the fold's model from ``seed`` and load ``init_state`` (a classifier of another shape stays fresh)."""
     torch.manual_seed(seed)
@@ -560,20 +591,30 @@ def _train_single(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch
     optimizer = make_optimizer(model, config)
     train = torch.tensor(fold.train)
     val = torch.tensor(fold.val)
+    test = torch.tensor(fold.test)
+    _check_select(config, [fold])
     history = []
+    curve = []
+    best_loss, best_epoch, best_state = math.inf, config.epochs, None
     for epoch in range(config.epochs):
         loss, acc = _epoch(model, x, y, train, optimizer, config, generator, augment)
         row = {"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)}
         if fold.val:
             row.update(_val_metrics(evaluate(model, x[val.to(x.device)], config.batch_size), y[val.to(y.device)],
                                     config.loss))
+            if config.select == "val_loss" and row["val_loss"] < best_loss:
+                best_loss, best_epoch = row["val_loss"], epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if config.test_curve:
+            curve.append(evaluate(model, x[test.to(x.device)], config.batch_size).astype(np.float16))
         history.append(row)
         advance(1)
-    test = torch.tensor(fold.test)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     probs = evaluate(model, x[test.to(x.device)], config.batch_size)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if keep_state else None
     return FoldResult(fold.name, np.asarray(fold.test, dtype=np.int64), probs, history,
-                      time.perf_counter() - start, state)
+                      time.perf_counter() - start, state, best_epoch, np.stack(curve) if curve else None)
 
 
 def train_final(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, *,
@@ -633,7 +674,13 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
     optimizer = make_optimizer(stack.params.values(), config)
     trains = [torch.tensor(f.train) for f in chunk]
     vals = [torch.tensor(f.val) for f in chunk]
+    tests = [torch.tensor(f.test) for f in chunk]
+    _check_select(config, chunk)
     histories: list[list[dict]] = [[] for _ in chunk]
+    curves: list[list[np.ndarray]] = [[] for _ in chunk]
+    best_loss = [math.inf] * len(chunk)
+    best_epoch = [config.epochs] * len(chunk)
+    best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(config.epochs):
         batches = torch.stack([t[epoch_indices(len(t), config.batch_size, g)] for t, g in zip(trains, generators)])
         total = torch.zeros(len(chunk), device=x.device)
@@ -659,13 +706,32 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
         losses = (total / batches.shape[1]).tolist()
         accs = (correct / batches[0].numel()).tolist()
         val_probs = stack.predict(x, vals, config.batch_size) if any(len(v) for v in vals) else None
+        improved = []
         for f, fold in enumerate(chunk):
             row = {"epoch": epoch + 1, "loss": losses[f], "train_acc": accs[f], "lr": lr_at(config, epoch)}
             if val_probs is not None and fold.val:
                 row.update(_val_metrics(val_probs[f], y[vals[f].to(y.device)], config.loss))
+                if config.select == "val_loss" and row["val_loss"] < best_loss[f]:
+                    best_loss[f], best_epoch[f] = row["val_loss"], epoch + 1
+                    improved.append(f)
             histories[f].append(row)
+        if improved:
+            state = {**stack.params, **stack.buffers}
+            if best_state is None:
+                best_state = {k: v.detach().clone() for k, v in state.items()}
+            else:
+                for k, v in state.items():
+                    best_state[k][improved] = v.detach()[improved]
+        if config.test_curve:
+            for f, p in enumerate(stack.predict(x, tests, config.batch_size)):
+                curves[f].append(p.astype(np.float16))
         advance(len(chunk))
-    probs = stack.predict(x, [torch.tensor(f.test) for f in chunk], config.batch_size)
+    if best_state is not None:
+        with torch.no_grad():
+            for k, v in {**stack.params, **stack.buffers}.items():
+                v.copy_(best_state[k])
+    probs = stack.predict(x, tests, config.batch_size)
     seconds = (time.perf_counter() - start) / len(chunk)
     return [FoldResult(f.name, np.asarray(f.test, dtype=np.int64), probs[i], histories[i], seconds,
-                       stack.state_dict(i) if keep_state else None) for i, f in enumerate(chunk)]
+                       stack.state_dict(i) if keep_state else None, best_epoch[i],
+                       np.stack(curves[i]) if curves[i] else None) for i, f in enumerate(chunk)]
