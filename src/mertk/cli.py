@@ -7,6 +7,7 @@ User-facing errors (:class:`~mertk.errors.MertkError`) become one line on stderr
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -48,13 +49,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .data.synth import synthesize
 
-    summary = synthesize(args.out, subjects=args.subjects, seed=args.seed, size=args.size, progress=not args.quiet)
+    summary = synthesize(args.out, subjects=args.subjects, seed=args.seed, size=args.size,
+                         long_videos=args.long, progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
         print(f"wrote the synthetic benchmark to {summary['out']}")
         for name, n in summary["datasets"].items():
-            print(f"  {name:10s} {n}")
+            print(f"  {name:16s} {n}")
         print(f"  ground truth: {summary['ground_truth']}")
     return 0
 
@@ -150,14 +152,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=args.set, cache_dir=args.cache,
                          progress=not (args.json or args.quiet))
+    from .report import write_report
+
     results = json.loads((run_dir / "results.json").read_text())
+    report = write_report(run_dir)
     if args.json:
-        _print_json({"run_dir": str(run_dir), **results["metrics"]})
+        _print_json({"run_dir": str(run_dir), **results["metrics"], "report": report["html"],
+                     "checkpoint": results.get("checkpoint")})
     else:
         m = results["metrics"]
         print(f"{results['recipe']}: UF1 {m['uf1']:.4f}  UAR {m['uar']:.4f}  accuracy {m['accuracy']:.4f} "
               f"({m['n']} clips, {len(results['folds'])} folds)")
         print(f"run directory: {run_dir}")
+        print(f"report: {report['html']}")
+        if results.get("checkpoint"):
+            print(f"model: {results['checkpoint']}")
     return 0
 
 
@@ -173,6 +182,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"results: {summary['results']}")
         print(f"predictions: {summary['predictions']}")
         print(f"plots: {summary['confusion']}, {summary['training_curves']}")
+        print(f"model: {summary['checkpoint']}")
+        print(f"report: {summary['report']}")
     return 0
 
 
@@ -200,6 +211,19 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
+# Sub-commands that live beside the code they drive: (module, add-parser function, handler function).
+PLUGINS: dict[str, tuple[str, str, str]] = {
+    "explain": ("mertk.explain.cli", "add_explain_parser", "cmd_explain"),
+    "report": ("mertk.report", "add_report_parser", "cmd_report"),
+    "compare": ("mertk.report.compare", "add_compare_parser", "cmd_compare"),
+}
+
+
+def _plugin_handler(name: str) -> Callable[[argparse.Namespace], int]:
+    module, _, handler = PLUGINS[name]
+    return getattr(importlib.import_module(module), handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mertk", description="Facial micro-expression recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"mertk {__version__}")
@@ -218,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (output is deterministic per seed)")
     p.add_argument("--size", choices=("small", "medium", "large"), default="small",
                    help="clips per subject and frames per clip (default small: the demo's size)")
+    p.add_argument("--long", type=int, default=0, metavar="N",
+                   help="also write N long videos with known micro/macro intervals (SAMM long-video layout, "
+                        "the spotting ground truth for `mertk predict`)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -265,13 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer subjects and epochs (a smoke run of a minute)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    for module, add_parser, _ in PLUGINS.values():
+        getattr(importlib.import_module(module), add_parser)(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = COMMANDS[args.command][0]
+    handler = COMMANDS[args.command][0] if args.command in COMMANDS else _plugin_handler(args.command)
     try:
         return handler(args)
     except MertkError as exc:

@@ -29,7 +29,7 @@ def demo(out: str | Path = "mertk-demo", *, progress: bool = True, quick: bool =
 
     Returns:
         ``{"recipe", "run_dir", "uf1", "uar", "accuracy", "n", "folds", "seconds", "results",
-        "predictions", "confusion", "training_curves", "data"}``.
+        "predictions", "confusion", "training_curves", "checkpoint", "report", "report_md", "data"}``.
     """
     from ..data.synth import synthesize
     from ..data.synth import MARKER
@@ -43,7 +43,10 @@ def demo(out: str | Path = "mertk-demo", *, progress: bool = True, quick: bool =
         synthesize(data, subjects=subjects, seed=0, progress=progress)
     run_dir = run_recipe(DEMO_RECIPE, data=data, out=out / "runs", overrides=QUICK_OVERRIDES if quick else DEMO_OVERRIDES,
                          progress=progress, cache_dir=out / "cache")
+    from ..report import write_report
+
     results = json.loads((run_dir / "results.json").read_text())
+    report = write_report(run_dir)
     metrics = results["metrics"]
     return {
         "recipe": DEMO_RECIPE,
@@ -58,5 +61,8 @@ def demo(out: str | Path = "mertk-demo", *, progress: bool = True, quick: bool =
         "predictions": str(run_dir / "predictions.csv"),
         "confusion": str(run_dir / "confusion.png"),
         "training_curves": str(run_dir / "training_curves.png"),
+        "checkpoint": str(run_dir / "model.pt"),
+        "report": report["html"],
+        "report_md": report["markdown"],
         "data": str(data),
     }

@@ -19,7 +19,7 @@ __all__ = ["synthesize", "GT_FORMAT"]
 
 GT_FORMAT = "mertk-synth-ground-truth/1"
 MARKER = ".mertk-synth"
-OWNED = ("CASME2", "SAMM", "SMIC", "CK+", "FER2013", "ground_truth", "ground_truth.json", "README.txt", MARKER)
+OWNED = ("CASME2", "SAMM", "SMIC", "CK+", "FER2013", "SAMM_longvideos", "ground_truth", "ground_truth.json", "README.txt", MARKER)
 
 README = """\
 mertk synthetic micro-expression benchmark (seed {seed}, size {size}, {subjects} subjects per dataset)
@@ -59,7 +59,7 @@ def _prepare(out: Path) -> None:
 
 
 def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str = "small",
-               progress: bool = True) -> dict[str, Any]:
+               long_videos: int = 0, progress: bool = True) -> dict[str, Any]:
     """Write the synthetic benchmark under ``out``; returns a summary.
 
     Args:
@@ -68,6 +68,9 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
         seed: random seed; the same seed gives byte-identical files.
         size: ``"small"`` (the demo's: 3 clips per subject and dataset, short clips), ``"medium"`` or
             ``"large"`` (more clips per subject, longer clips, more FER2013 images).
+        long_videos: also write this many long recordings (one per extra subject) with known micro-
+            and macro-expression intervals in the SAMM long-video layout (``SAMM_longvideos/``), the
+            spotting ground truth for ``mertk predict``.
         progress: show a progress bar.
 
     Returns:
@@ -75,6 +78,8 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
     """
     if size not in SIZES:
         raise MertkError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
+    if long_videos < 0:
+        raise MertkError(f"--long must be at least 0 (got {long_videos})")
     if subjects < 1:
         raise MertkError(f"--subjects must be at least 1 (got {subjects})")
     out = Path(out).expanduser()
@@ -110,6 +115,12 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
         images, who = write_fer(out, 4, subjects, preset, seed, tick)
         people += who
         datasets["FER2013"] = len(images)
+        if long_videos:
+            from .long import write_long_videos
+
+            bar.update(task, description="long")
+            long = write_long_videos(out, subjects=long_videos, seed=seed)
+            datasets["SAMM_longvideos"] = long["events"]
 
     gt_path = out / "ground_truth.json"
     truth = {

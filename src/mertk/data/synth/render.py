@@ -12,6 +12,7 @@ is written. ``noiseless=True`` skips blinks, flicker and noise (for tests of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -130,32 +131,9 @@ class RenderedClip:
 def render_clip(subject: Subject, apex_field: Field, tl: Timeline, dist: Distractors, *, grey: bool,
                 noiseless: bool = False) -> RenderedClip:
     """Render every frame of a clip and the ground-truth flow between its onset and apex frames."""
-    neutral = subject.neutral
-    height, width = neutral.shape[:2]
-    face = subject.face
+    height, width = subject.neutral.shape[:2]
     env = tl.envelope()
-    f_grid = apex_field.grid(height, width)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    noise_rng = np.random.default_rng(dist.noise_seed)
-    frames = []
-    for i in range(tl.n_frames):
-        dx, dy = np.float32(dist.drift[i][0]), np.float32(dist.drift[i][1])
-        px, py = xs - dx, ys - dy
-        if env[i] > 0:
-            for _ in range(4):  # fixed point of p = q - d - e F(p)
-                fp = cv2.remap(f_grid, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                px = xs - dx - np.float32(env[i]) * fp[..., 0]
-                py = ys - dy - np.float32(env[i]) * fp[..., 1]
-        source = neutral
-        if not noiseless and dist.blink[i] > 0.05:
-            source = _close_lids(neutral, face, float(dist.blink[i]))
-        img = cv2.remap(source, px, py, cv2.INTER_CUBIC,
-                        borderMode=cv2.BORDER_REFLECT)
-        if grey:
-            img = cv2.cvtColor(np.clip(img, 0, 255), cv2.COLOR_RGB2GRAY)
-        if not noiseless:
-            img = img * dist.flicker[i] + noise_rng.normal(0.0, dist.noise_sigma, img.shape)
-        frames.append(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+    frames = list(render_frames(subject, [apex_field], env[None], dist, grey=grey, noiseless=noiseless))
     d_on, d_ap = dist.drift[tl.onset], dist.drift[tl.apex]
     e_on, e_ap = env[tl.onset], env[tl.apex]
     # skin at x in the onset frame came from p = x - d_on (e_on = 0); at the apex it sits at p + d_ap + F(p)
@@ -169,6 +147,48 @@ def render_clip(subject: Subject, apex_field: Field, tl: Timeline, dist: Distrac
         landmarks_onset=(subject.landmarks + d_on).astype(np.float32),
         amplitude=float(np.linalg.norm(expr, axis=-1).max()),
     )
+
+
+def render_frames(subject: Subject, fields: Sequence[Field], envelopes: np.ndarray, dist: Distractors, *,
+                  grey: bool, noiseless: bool = False) -> Iterator[np.ndarray]:
+    """Yield the frames of a recording holding several expressions, one after another.
+
+    ``envelopes`` is ``(len(fields), n_frames)``: the intensity of each field per frame. At most one
+    envelope may be non-zero in any frame (events do not overlap); frame ``t`` then shows skin point
+    ``p`` at ``p + d(t) + e_k(t) F_k(p)`` for the active event ``k`` (see :func:`render_clip`).
+    """
+    envelopes = np.asarray(envelopes, np.float64)
+    if envelopes.ndim != 2 or len(envelopes) != len(fields) or envelopes.shape[1] != len(dist.blink):
+        raise ValueError(f"envelopes must be (fields={len(fields)}, frames={len(dist.blink)}), got {envelopes.shape}")
+    active = envelopes > 0
+    if (active.sum(0) > 1).any():
+        raise ValueError(f"expression events overlap at frame {int(np.argmax(active.sum(0) > 1))}")
+    neutral = subject.neutral
+    height, width = neutral.shape[:2]
+    face = subject.face
+    grids = [f.grid(height, width) for f in fields]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    noise_rng = np.random.default_rng(dist.noise_seed)
+    for i in range(envelopes.shape[1]):
+        dx, dy = np.float32(dist.drift[i][0]), np.float32(dist.drift[i][1])
+        px, py = xs - dx, ys - dy
+        on = np.flatnonzero(active[:, i])
+        if len(on):
+            f_grid, e = grids[on[0]], np.float32(envelopes[on[0], i])
+            for _ in range(4):  # fixed point of p = q - d - e F(p)
+                fp = cv2.remap(f_grid, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                px = xs - dx - e * fp[..., 0]
+                py = ys - dy - e * fp[..., 1]
+        source = neutral
+        if not noiseless and dist.blink[i] > 0.05:
+            source = _close_lids(neutral, face, float(dist.blink[i]))
+        img = cv2.remap(source, px, py, cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REFLECT)
+        if grey:
+            img = cv2.cvtColor(np.clip(img, 0, 255), cv2.COLOR_RGB2GRAY)
+        if not noiseless:
+            img = img * dist.flicker[i] + noise_rng.normal(0.0, dist.noise_sigma, img.shape)
+        yield np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 def render_still(subject: Subject, field_: Field, *, grey: bool) -> np.ndarray:

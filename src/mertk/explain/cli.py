@@ -1,0 +1,344 @@
+"""``mertk explain``: saliency maps of a trained model on the user's own inputs.
+
+For every input (a clip's frame folder, a prepared feature ``.npy``, or one face image for still-image
+models) the input is prepared exactly as training did (the checkpoint's
+:class:`~mertk.preprocess.pipeline.PrepareConfig`), classified with the checkpoint's inference rule,
+and explained with the original (``grad_I S_j``) and improved (``grad_I softmax(o / M)_j``) saliency
+maps of shcnn-miao-2019 (:mod:`mertk.explain.saliency`), the improved saliency pixels (eq. 11) and the
+paper's adversarial check (lower the saliency pixels by 20 and re-classify; the same number of random
+pixels as a control). PNG overlays go to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DataError, MertkError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the saliency module imports torch and matplotlib: load it only when a command runs
+    from .saliency import SaliencyResult
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(path.name)]
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The image files of a clip folder in natural order (img2 before img10); none is a DataError."""
+    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    if len(files) < 2:
+        raise DataError(folder, f"a clip folder needs at least 2 frames ({', '.join(IMAGE_SUFFIXES)}), found {len(files)}")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# figures (shared with the run report)
+# ---------------------------------------------------------------------------------------------
+
+
+def display_image(x: np.ndarray) -> np.ndarray:
+    """A model input sample ``(C, H, W)`` as something to look at: RGB for 3 channels, grey for 1,
+    the flow magnitude for 2 (u, v)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 3:
+        return x.transpose(1, 2, 0)
+    if x.shape[0] == 2:
+        return np.hypot(x[0], x[1])
+    return x[0] if x.shape[0] == 1 else np.abs(x).max(axis=0)
+
+
+def _sample_view(x: np.ndarray, result: SaliencyResult) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(image, original map, improved map, note) in 2-D: a clip shows its frame of largest improved saliency."""
+    from .saliency import per_frame
+
+    if x.ndim == 4:
+        energy = per_frame(result.improved).reshape(x.shape[1], -1).sum(axis=1)
+        t = int(np.argmax(energy))
+        return display_image(x[:, t]), result.original[:, t], result.improved[:, t], f"frame {t + 1} of {x.shape[1]}"
+    return display_image(x), result.original, result.improved, ""
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _mark(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image in grey with the pixels of ``mask`` tinted red (uint8 RGB)."""
+    from .saliency import overlay
+
+    grey = overlay(image, np.zeros(mask.shape), alpha=0.0).astype(np.float64).mean(axis=2, keepdims=True)
+    rgb = np.repeat(grey, 3, axis=2)
+    rgb[mask] = 0.45 * rgb[mask] + 0.55 * np.array([230.0, 30.0, 30.0])
+    return np.round(rgb).astype(np.uint8)
+
+
+def saliency_figure(x: np.ndarray, result: SaliencyResult, classes: Sequence[str], *, title: str = "",
+                    check: Mapping[str, Any] | None = None) -> bytes:
+    """PNG: the input, the original map and the improved map overlaid on it, and the saliency pixels.
+
+    Each map is scaled by its own largest magnitude (its norm is printed above it), so a vanished
+    original map shows as noise or blank while its norm says how small it is.
+    """
+    from .saliency import overlay, saliency_pixels
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image, original, improved, where = _sample_view(np.asarray(x), result)
+    mask = saliency_pixels(improved[:, None] if improved.ndim == 2 else improved)
+    mask = mask[0] if mask.ndim == 3 else mask
+    mask_all = saliency_pixels(result.improved)
+    panels = [
+        (overlay(image, np.zeros(image.shape[:2]), alpha=0.0), "input" + (f" ({where})" if where else "")),
+        (overlay(image, original), f"original map |grad S| = {np.linalg.norm(result.original):.2e}"),
+        (overlay(image, improved), f"improved map |grad V| = {np.linalg.norm(result.improved):.2e}"),
+        (_mark(image, mask), f"saliency pixels (red): {int(mask_all.sum())} of {mask_all.size}"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(11.2, 3.3))
+    for ax, (img, label) in zip(axes, panels):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(label, fontsize=8.5)
+        ax.axis("off")
+    top = int(np.argmax(result.scores))
+    line = (f"{title}  target {classes[result.target]}, top score {classes[top]} {result.scores[top]:.4f}, "
+            f"M = {result.shrinkage:.3g}")
+    if check is not None:
+        line += (f"\nlower saliency pixels by {check['delta']:.3g}: {classes[check['pred_before']]} -> "
+                 f"{classes[check['pred_saliency']]} (S_j {check['score_change_saliency']:+.4f}); same number of random "
+                 f"pixels: -> {classes[check['pred_random']]} (S_j {check['score_change_random']:+.4f})")
+    fig.suptitle(line.strip(), fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def frames_figure(x: np.ndarray, result: SaliencyResult, *, max_frames: int = 16) -> bytes:
+    """PNG: the improved map of a clip model frame by frame (largest ``|gradient|`` over channels)."""
+    from .saliency import overlay, per_frame
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    maps = per_frame(result.improved)
+    t = maps.shape[0]
+    chosen = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int))
+    cols = min(8, len(chosen))
+    rows = int(np.ceil(len(chosen) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, chosen):
+        ax.imshow(overlay(display_image(np.asarray(x)[:, i]), maps[i]), interpolation="nearest")
+        ax.set_title(f"frame {i + 1}", fontsize=8)
+    fig.suptitle("improved saliency per frame (each frame scaled by the clip's own map)", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# explain
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_input(path: Path, checkpoint: Any, apex: int | None) -> dict[str, np.ndarray]:
+    """``prepare_frames``-style arrays (``x`` at least) of one input path."""
+    import cv2
+
+    from ..preprocess.crop import resize
+    from ..preprocess.pipeline import prepare_frames, read_frames
+
+    config = checkpoint.prepare_config()
+    feature = config.feature
+    if not path.exists():
+        raise DataError(path, "input not found")
+    if path.is_dir():
+        if feature == "gray_face":
+            raise DataError(path, f"{checkpoint.model} classifies still faces (gray_face): give one image, not a frame folder")
+        frames = read_frames(frame_files(path))
+        if apex is not None and not 0 <= apex < len(frames):
+            raise DataError(path, f"--apex {apex} is outside the clip's {len(frames)} frames (0-based)")
+        return prepare_frames(frames, config, apex_index=apex, source=str(path))
+    if path.suffix.lower() == ".npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(path, f"unreadable .npy ({exc})") from None
+        return {"x": x}
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if feature != "gray_face":
+            raise DataError(path, f"a single image is an input only for still-image models (gray_face); {checkpoint.model} "
+                                  f"takes {feature}: give a clip's frame folder or a prepared .npy")
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise DataError(path, "unreadable image")
+        return {"x": resize(image, config.size)[None].astype(np.uint8)}
+    raise DataError(path, f"unknown input: expected a frame folder, a .npy feature or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+def _target_index(target: str | None, classes: Sequence[str]) -> int | None:
+    if target is None:
+        return None
+    if target not in classes:
+        raise MertkError(f"unknown target class {target!r}; the model's classes are: {', '.join(classes)}")
+    return list(classes).index(target)
+
+
+def _representative(x: Any, apex: np.ndarray, inference: str) -> int:
+    """The sample a clip's saliency is shown for: its apex sample, or the centre crop of ten crops."""
+    if inference == "ten_crop":
+        return 4
+    return int(np.flatnonzero(apex)[0]) if apex.any() else 0
+
+
+def explain(source: str | Path, inputs: Sequence[str | Path], *, out: str | Path, target: str | None = None,
+            adversarial: bool = True, apex: int | None = None) -> dict[str, Any]:
+    """Saliency maps of a run's final model (or a checkpoint) on each input; PNGs written to ``out``.
+
+    Args:
+        source: a run directory (its ``model.pt``) or a checkpoint file.
+        inputs: clip frame folders (onset first), prepared ``.npy`` model inputs, or face images
+            (``gray_face`` models only).
+        out: folder for ``<input>_saliency.png`` (input | original | improved | saliency pixels),
+            ``<input>_frames.png`` (clip models: per-frame improved maps) and ``<input>_maps.npz``.
+        target: explain this class (a class name) instead of the predicted one.
+        adversarial: run the paper's check (saliency pixels lowered by 20 vs as many random pixels).
+        apex: the apex frame's 0-based index in a frame folder; ``None`` spots it as the checkpoint's
+            configuration says.
+
+    Returns:
+        ``{"model", "classes", "source", "out", "inputs": [...]}``; each input has ``predicted``,
+        ``probabilities`` (class -> p, the clip-level rule), ``target``, ``norm_original``,
+        ``norm_improved``, ``saliency_pixels``, ``pixels_total``, ``adversarial`` (or None) and ``files``.
+    """
+    from .saliency import adversarial_check, saliency_maps, saliency_pixels
+
+    from ..engine.checkpoint import classify, load_checkpoint, model_inputs
+
+    checkpoint = load_checkpoint(source)
+    classes = list(checkpoint.classes)
+    j = _target_index(target, classes)
+    if not inputs:
+        raise MertkError("explain: give at least one input (a frame folder, a .npy feature or an image)")
+    model = checkpoint.build_model()
+    spec = tuple(model.input_spec.shape)
+    out = Path(out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    used_names: set[str] = set()
+    for raw in inputs:
+        path = Path(raw).expanduser()
+        arrays = _load_input(path, checkpoint, apex)
+        try:
+            xs, apex_mask = model_inputs(checkpoint, arrays)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise DataError(path, f"not a {checkpoint.features['feature']} feature of this model ({exc})") from None
+        if tuple(xs.shape[1:])[0] != spec[0] or (getattr(model, "strict_size", True) and tuple(xs.shape[1:]) != spec):
+            raise DataError(path, f"prepared input has shape {tuple(xs.shape[1:])}, the model takes {spec}")
+        probs, pred = classify(checkpoint, model, arrays)
+        sample = xs[_representative(xs, apex_mask, checkpoint.inference)]
+        want = pred if j is None else j
+        result = saliency_maps(model, sample, target=want)
+        check = adversarial_check(model, sample, target=want) if adversarial else None
+        name = path.stem if path.is_file() else path.name
+        while name in used_names:
+            name += "_"
+        used_names.add(name)
+        files = [out / f"{name}_saliency.png"]
+        files[0].write_bytes(saliency_figure(sample.numpy(), result, classes, title=name, check=check))
+        if sample.dim() == 4:
+            files.append(out / f"{name}_frames.png")
+            files[-1].write_bytes(frames_figure(sample.numpy(), result))
+        files.append(out / f"{name}_maps.npz")
+        np.savez_compressed(files[-1], original=result.original, improved=result.improved,
+                            saliency_pixels=saliency_pixels(result.improved), scores=result.scores, logits=result.logits)
+        mask = saliency_pixels(result.improved)
+        rows.append({
+            "input": str(path),
+            "predicted": classes[pred],
+            "probabilities": {c: float(p) for c, p in zip(classes, probs)},
+            "samples": int(len(xs)),
+            "target": classes[result.target],
+            "sample_scores": {c: float(p) for c, p in zip(classes, result.scores)},
+            "shrinkage": result.shrinkage,
+            "norm_original": float(np.linalg.norm(result.original)),
+            "norm_improved": float(np.linalg.norm(result.improved)),
+            "saliency_pixels": int(mask.sum()),
+            "pixels_total": int(mask.size),
+            "adversarial": None if check is None else {
+                "delta": check["delta"],
+                "before": classes[check["pred_before"]],
+                "after_saliency": classes[check["pred_saliency"]],
+                "changed_saliency": bool(check["changed_saliency"]),
+                "score_change_saliency": check["score_change_saliency"],
+                "after_random": classes[check["pred_random"]],
+                "changed_random": bool(check["changed_random"]),
+                "score_change_random": check["score_change_random"],
+            },
+            "files": [str(f) for f in files],
+        })
+    return {"model": checkpoint.model, "classes": classes, "source": str(source), "out": str(out), "inputs": rows}
+
+
+def format_explain(summary: Mapping[str, Any]) -> str:
+    """Plain-text lines for :func:`explain`'s summary."""
+    lines = [f"{summary['model']} ({', '.join(summary['classes'])}) from {summary['source']}"]
+    for row in summary["inputs"]:
+        probs = "  ".join(f"{c} {p:.4f}" for c, p in row["probabilities"].items())
+        lines.append(f"{row['input']}: predicted {row['predicted']}  [{probs}]")
+        lines.append(f"  saliency for {row['target']}: |original| {row['norm_original']:.3e}  |improved| "
+                     f"{row['norm_improved']:.3e}  (M = {row['shrinkage']:.4g}); saliency pixels "
+                     f"{row['saliency_pixels']} of {row['pixels_total']}")
+        adv = row["adversarial"]
+        if adv is not None:
+            lines.append(f"  adversarial check (lower by {adv['delta']:.4g}): saliency pixels {adv['before']} -> "
+                         f"{adv['after_saliency']} ({'changed' if adv['changed_saliency'] else 'unchanged'}, S_j "
+                         f"{adv['score_change_saliency']:+.4f}); random pixels -> {adv['after_random']} "
+                         f"({'changed' if adv['changed_random'] else 'unchanged'}, S_j {adv['score_change_random']:+.4f})")
+        lines.append("  wrote " + ", ".join(row["files"]))
+    return "\n".join(lines)
+
+
+HELP = "saliency maps (original and improved, shcnn-miao-2019) of a trained model on clips or images"
+
+
+def add_explain_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``mertk explain`` to an argparse sub-parsers object."""
+    p = sub.add_parser("explain", help=HELP, description=HELP + ". Writes PNG overlays (original | improved | saliency "
+                       "pixels) and prints the prediction, the map norms and the adversarial check.")
+    p.add_argument("source", type=Path, help="a run directory (its model.pt) or a checkpoint file")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                   help="a clip's frame folder (onset first), a prepared feature .npy, or a face image (gray_face models)")
+    p.add_argument("--out", type=Path, default=Path("explain"), help="folder for the PNGs (default ./explain)")
+    p.add_argument("--target", default=None, help="explain this class instead of the predicted one")
+    p.add_argument("--apex", type=int, default=None,
+                   help="0-based apex frame index in a frame folder (default: spotted as the checkpoint's config says)")
+    p.add_argument("--no-adversarial", action="store_true", help="skip the adversarial check")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Run :func:`explain` for parsed arguments and print the summary."""
+    summary = explain(args.source, args.inputs, out=args.out, target=args.target, adversarial=not args.no_adversarial,
+                      apex=args.apex)
+    print(json.dumps(summary, indent=2) if args.json else format_explain(summary))
+    return 0

@@ -1,0 +1,400 @@
+"""What a run report computes from a run directory.
+
+- :func:`load_run` reads ``config.yaml``, ``results.json`` and ``predictions.csv``;
+- :func:`run_features` re-loads the run's clips and their model inputs through the feature cache;
+- :func:`class_mean_maps` averages each class's model inputs (the per-class mean flow maps of
+  cost-effective-cnn-belaiche-2020, Fig. 6);
+- :func:`penultimate_features` and :func:`cosine_similarity_matrix`: the mean cosine similarity of
+  the features just before the classifier, within and between classes (ibid., eq. 5, Tables 5-7);
+- :func:`recipe_overrides` and :func:`reproduce_command`: the ``mertk train`` command that rebuilds
+  the run (the shipped recipe plus every ``--set`` that differs from it).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DataError, MertkError
+
+# Channel names of the feature families whose model input is a stack of flow maps (C, H, W).
+MAP_CHANNELS: dict[str, tuple[str, ...]] = {
+    "uvs": ("u", "v", "strain"),
+    "flow_uv": ("u", "v"),
+    "flow_vx": ("Vx",),
+    "flow_vy": ("Vy",),
+    "flow_mag": ("M",),
+    "flow_vxvy": ("Vx", "Vy"),
+    "flow_vxvym": ("Vx", "Vy", "M"),
+}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The files of a run directory, parsed.
+
+    Attributes:
+        run_dir: the directory.
+        config: ``config.yaml`` (resolved recipe, data_root, features, train, classes, label_map, cache_dir).
+        results: ``results.json``.
+        predictions: ``predictions.csv`` as a DataFrame (None when the file is missing).
+    """
+
+    run_dir: Path
+    config: dict[str, Any]
+    results: dict[str, Any]
+    predictions: Any
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.results.get("classes") or self.config.get("classes") or [])
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run directory; a folder without ``results.json`` (or with unreadable files) is a DataError."""
+    import pandas as pd
+    import yaml
+
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise DataError(run_dir, "not a run directory (folder not found)")
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise DataError(run_dir, "not a run directory (no results.json; `mertk train` writes one when a run finishes)")
+    try:
+        results = json.loads(results_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(results_path, f"unreadable results ({exc})") from None
+    if not isinstance(results, dict) or "metrics" not in results:
+        raise DataError(results_path, "not a mertk results file (no 'metrics')")
+    config: dict[str, Any] = {}
+    if (run_dir / "config.yaml").is_file():
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise DataError(run_dir / "config.yaml", f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    predictions = None
+    if (run_dir / "predictions.csv").is_file():
+        try:
+            predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"subject": str, "clip": str, "fold": str})
+        except (OSError, ValueError) as exc:
+            raise DataError(run_dir / "predictions.csv", f"unreadable predictions ({exc})") from None
+    return RunData(run_dir, config, results, predictions)
+
+
+# ---------------------------------------------------------------------------------------------
+# the run's features
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFeatures:
+    """The run's clips (in ``predictions.csv`` order where possible) and their prepared arrays.
+
+    Attributes:
+        feature: the feature family (``uvs``, ``hsi_flow``, ``clip_rgb``...).
+        records: clip / image records.
+        arrays: ``prepare`` output per record (``x`` is the model input before :func:`model_inputs`).
+        y: class index per record.
+        classes: class names.
+        skipped: records whose features could not be prepared again (reason strings).
+    """
+
+    feature: str
+    records: list[Any]
+    arrays: list[Mapping[str, np.ndarray]]
+    y: np.ndarray
+    classes: tuple[str, ...]
+    skipped: list[str]
+
+
+def prepare_config_of(features: Mapping[str, Any]):
+    """The :class:`~mertk.preprocess.pipeline.PrepareConfig` saved in ``config.yaml`` (``features``)."""
+    from ..preprocess.pipeline import PrepareConfig
+
+    raw = dict(features)
+    raw["size"] = tuple(raw["size"])
+    raw["flow_params"] = tuple(dict(raw.get("flow_params") or {}).items())
+    return PrepareConfig(**raw)
+
+
+def run_features(run: RunData) -> RunFeatures:
+    """Re-load the run's clips and prepare their features (cache hits when the cache is still there).
+
+    Raises a MertkError when the configuration lacks what is needed or the data are gone.
+    """
+    from ..engine.recipe import recipe_from_dict
+    from ..engine.run import load_clips
+    from ..preprocess.pipeline import prepare
+
+    cfg = run.config
+    for key in ("recipe", "data_root", "features", "label_map"):
+        if key not in cfg:
+            raise DataError(run.run_dir / "config.yaml", f"no {key!r}: cannot re-load the run's clips")
+    recipe = recipe_from_dict(cfg["recipe"], source=str(run.run_dir / "config.yaml"))
+    config = prepare_config_of(cfg["features"])
+    root = Path(cfg["data_root"])
+    if not root.exists():
+        raise DataError(root, "the run's data folder is gone; the report cannot re-load its clips")
+    ds, clips = load_clips(recipe.data.dataset, root, cfg["label_map"], dict(recipe.data.loader))
+    cache = cfg.get("cache_dir")
+    # workers=1: a report must not spawn processes (callers need no __main__ guard); cached clips are read
+    result = prepare(ds, config, cache_dir=cache, workers=1, progress=False, records=clips.records)
+    keyed = {_record_key(f.record): f for f in result.features}
+    records, arrays, y = [], [], []
+    for i, record in enumerate(clips.records):
+        feat = keyed.get(_record_key(record))
+        if feat is not None:
+            records.append(record)
+            arrays.append(feat.arrays)
+            y.append(int(clips.y[i]))
+    skipped = [f"{s.item}: {s.reason}" for s in result.skipped]
+    return RunFeatures(config.feature, records, arrays, np.asarray(y, dtype=np.int64), tuple(clips.classes), skipped)
+
+
+def _record_key(record: Any) -> str:
+    return getattr(record, "key", None) or f"{record.dataset}/{getattr(record, 'item', '')}"
+
+
+def record_clip_name(record: Any) -> tuple[str, str]:
+    """(subject, clip) as ``predictions.csv`` writes them."""
+    clip = getattr(record, "clip", None) or getattr(record, "item", "")
+    return record.subject or "", str(clip)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-class mean maps
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeanMaps:
+    """Per-class means of the model inputs: ``maps[k, c]`` is class ``k``'s mean of panel ``c``.
+
+    ``panels`` names the columns; ``counts[k]`` clips went into class ``k`` (a class without clips
+    has NaN maps). ``signed`` tells whether a panel holds signed values (flow components).
+    ``note`` says what was averaged.
+    """
+
+    maps: np.ndarray
+    panels: tuple[str, ...]
+    counts: np.ndarray
+    signed: tuple[bool, ...]
+    note: str
+    rgb: bool = False
+
+
+def _clip_panels(x: np.ndarray) -> np.ndarray:
+    """A clip ``(T, H, W, 3)`` uint8 as two grey panels: the first frame and the mean ``|I_t - I_0|``."""
+    grey = np.asarray(x, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
+    return np.stack([grey[0], np.abs(grey[1:] - grey[0]).mean(axis=0)])
+
+
+def class_mean_maps(features: RunFeatures) -> MeanMaps:
+    """Average every class's model inputs, panel by panel (see :class:`MeanMaps`).
+
+    Flow-map families (``uvs``, ``flow_*``) average each channel. ``hsi_flow`` averages the
+    HSI-coded flow image of the apex frame (an RGB image). Clip families (``clip_rgb``,
+    ``strcn_pixels``) have no flow map: they show the mean first frame and the mean absolute
+    difference to it over the clip (where the face moves). ``gray_face`` shows the mean face.
+    """
+    feature = features.feature
+    k = len(features.classes)
+    rgb = False
+    if feature in MAP_CHANNELS:
+        panels = MAP_CHANNELS[feature]
+        stack = [np.asarray(a["x"], dtype=np.float32) for a in features.arrays]
+        note = "mean of each class's model input, channel by channel"
+    elif feature == "hsi_flow":
+        panels, rgb = ("HSI-coded flow at the apex",), True
+        stack = []
+        for a in features.arrays:
+            x = np.asarray(a["x"])
+            apex = int(np.clip(int(a.get("apex_index", len(x) - 1)), 0, len(x) - 1))
+            stack.append(x[apex].astype(np.float32)[None] / 255.0)  # (1, 3, H, W)
+        note = "mean of each class's HSI-coded onset->apex flow image (hue: direction, saturation: magnitude)"
+    elif feature in ("clip_rgb", "strcn_pixels"):
+        panels = ("first frame", "mean |I_t - I_0|")
+        stack = [_clip_panels(a["x"]) for a in features.arrays]
+        note = (f"{feature} inputs are frame clips, not flow maps: each class's mean first frame and mean "
+                "absolute difference to the first frame over the clip (where the face moves)")
+    elif feature == "gray_face":
+        panels = ("mean face",)
+        stack = [np.asarray(a["x"], dtype=np.float32) / 255.0 for a in features.arrays]
+        note = "gray_face inputs are still faces, not flow maps: each class's mean face"
+    else:
+        raise MertkError(f"no mean map is defined for feature family {feature!r}")
+    if not stack:
+        raise MertkError("no prepared clip to average")
+    data = np.stack(stack)
+    maps = np.full((k,) + data.shape[1:], np.nan, dtype=np.float32)
+    counts = np.bincount(features.y, minlength=k)
+    for c in range(k):
+        if counts[c]:
+            maps[c] = data[features.y == c].mean(axis=0)
+    signed = tuple(bool(np.nanmin(data[:, p]) < 0) for p in range(data.shape[1])) if not rgb else (False,)
+    return MeanMaps(maps, tuple(panels), counts, signed, note, rgb)
+
+
+# ---------------------------------------------------------------------------------------------
+# penultimate features and cosine similarity
+# ---------------------------------------------------------------------------------------------
+
+
+def penultimate_features(checkpoint: Any, model: Any, arrays: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+    """The input of ``model.classifier`` (the vector the last linear layer classifies) for every clip.
+
+    A clip with several samples (SHCNN's per-frame flow images, ten crops) gets the mean of its
+    samples' vectors, as its probabilities are combined from its samples. Returns ``(N, D)``.
+    """
+    import torch
+
+    from ..engine.checkpoint import model_inputs
+
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].detach()))
+    out = []
+    try:
+        model.eval()
+        with torch.no_grad():
+            for a in arrays:
+                x, _apex = model_inputs(checkpoint, a)
+                captured.clear()
+                model(x)
+                out.append(captured[-1].flatten(1).mean(dim=0).double().numpy())
+    finally:
+        hook.remove()
+    return np.stack(out)
+
+
+def cosine_similarity_matrix(features: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cosine similarity ``a.b / (|a| |b|)`` between the vectors of classes ``i`` and ``j``.
+
+    Off-diagonal cells average over every pair (one vector of each class); diagonal cells over
+    every pair of distinct clips of the class (a vector with itself is left out). Cells with no
+    pair are NaN. Returns ``(matrix, counts)``; a zero vector counts as similarity 0.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    unit = np.divide(f, norms, out=np.zeros_like(f), where=norms > 0)
+    sim = unit @ unit.T
+    counts = np.bincount(y, minlength=num_classes)
+    matrix = np.full((num_classes, num_classes), np.nan)
+    for i in range(num_classes):
+        for j in range(num_classes):
+            block = sim[np.ix_(y == i, y == j)]
+            if i == j:
+                n = counts[i]
+                if n >= 2:
+                    matrix[i, j] = (block.sum() - np.trace(block)) / (n * (n - 1))
+            elif block.size:
+                matrix[i, j] = block.mean()
+    return matrix, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# reproducing the run
+# ---------------------------------------------------------------------------------------------
+
+_NESTED = {("data", "loader"), ("model", "kwargs")}
+_SECTIONS = ("data", "model", "pretrain", "augment")
+
+
+def _flatten(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted ``section.key`` paths to the values ``--set`` takes."""
+    out: dict[str, Any] = {}
+    for key, value in recipe.items():
+        if key in _SECTIONS and isinstance(value, Mapping):
+            for sub, v in value.items():
+                if (key, sub) in _NESTED and isinstance(v, Mapping):
+                    for leaf, w in v.items():
+                        out[f"{key}.{sub}.{leaf}"] = w
+                else:
+                    out[f"{key}.{sub}"] = v
+        elif key in ("features", "train", "protocol_options") and isinstance(value, Mapping):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def _yaml_value(value: Any) -> str:
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text[:-4].strip() if text.endswith("\n...") else text
+
+
+def recipe_overrides(recipe: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The shipped recipe a resolved recipe comes from and the ``--set`` strings that rebuild it.
+
+    Returns ``(name, sets)``; ``name`` is None when no shipped recipe has the recipe's name.
+    """
+    from ..engine.recipe import load_recipe
+    from ..registry import RECIPES
+
+    name = recipe.get("name")
+    if name not in RECIPES:
+        return None, []
+    base = _flatten(load_recipe(name).to_dict())
+    mine = _flatten(recipe)
+    sets = [f"{k}={_yaml_value(v)}" for k, v in mine.items() if k not in base or base[k] != v]
+    return name, sets
+
+
+def data_folder(run: RunData) -> Path | None:
+    """The ``--data`` folder that resolves to the run's ``data_root`` (and pretraining root)."""
+    from ..engine.recipe import recipe_from_dict
+    from ..engine.run import resolve_root
+
+    cfg = run.config
+    if "recipe" not in cfg or "data_root" not in cfg:
+        return None
+    recipe = recipe_from_dict(cfg["recipe"], source=str(run.run_dir / "config.yaml"))
+    root = Path(cfg["data_root"])
+    pre_root = (run.results.get("pretrain") or {}).get("root")
+    for candidate in (root, root.parent):
+        if resolve_root(recipe.data.dataset, recipe.data.root, candidate) != root:
+            continue
+        if pre_root and recipe.pretrain.dataset and \
+                resolve_root(recipe.pretrain.dataset, recipe.pretrain.root, candidate) != Path(pre_root):
+            continue
+        return candidate
+    return None
+
+
+def reproduce_command(run: RunData, *, recipe_file: Path | None = None) -> dict[str, Any]:
+    """The ``mertk train`` command that rebuilds the run directory.
+
+    Returns ``{"command", "recipe", "sets", "data", "out", "cache", "note"}``. A recipe that is not
+    shipped is given as ``recipe_file`` (the caller writes the resolved recipe there).
+    """
+    cfg = run.config
+    if "recipe" not in cfg:
+        raise DataError(run.run_dir / "config.yaml", "no resolved recipe: the run cannot be reproduced")
+    name, sets = recipe_overrides(cfg["recipe"])
+    note = ""
+    if name is None:
+        if recipe_file is None:
+            raise MertkError(f"recipe {cfg['recipe'].get('name')!r} is not shipped; give recipe_file")
+        name, note = str(recipe_file), "the recipe is not a shipped one: its resolved copy is in " + str(recipe_file)
+    data = data_folder(run)
+    parts = ["mertk", "train", name]
+    for s in sets:
+        parts += ["--set", s]
+    if data is not None:
+        parts += ["--data", str(data)]
+    else:
+        note = (note + "; " if note else "") + f"no --data folder resolves to {cfg.get('data_root')}"
+    out = run.run_dir.parent
+    parts += ["--out", str(out)]
+    if cfg.get("cache_dir"):
+        parts += ["--cache", str(cfg["cache_dir"])]
+    return {"command": shlex.join(parts), "recipe": name, "sets": sets, "data": None if data is None else str(data),
+            "out": str(out), "cache": cfg.get("cache_dir"), "note": note}

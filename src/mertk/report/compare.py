@@ -1,0 +1,150 @@
+"""``mertk compare``: runs side by side, as the papers print them.
+
+Rows are methods (recipe / model and the ``--set`` overrides that tell the runs apart), columns are
+each dataset of the per-dataset breakdown plus the composite overall, each with UF1, UAR and accuracy.
+The table holds the honest figures (the run's protocol: last epoch or an inner validation split).
+The inflated "best test epoch" figure that many papers print is shown only in a separate, labelled
+table, and only where the run recorded per-epoch test predictions (``train.test_curve``); otherwise
+it says "not recorded".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import MertkError
+from .analysis import load_run, recipe_overrides
+
+METRICS = (("UF1", "uf1"), ("UAR", "uar"), ("Acc", "accuracy"))
+NOT_RECORDED = "not recorded"
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
+    """Collect the figures of several run directories.
+
+    Returns:
+        ``{"datasets": [... , "overall"], "runs": [{"run_dir", "label", "recipe", "model", "sets",
+        "distinguishing", "classes", "scores": {dataset: {"uf1", "uar", "accuracy", "n"}},
+        "inflated": {"uf1", "uar", "accuracy", "epochs", "label"} | None}], "notes": [...]}``.
+
+    Raises:
+        DataError: a folder is not a run directory (no ``results.json``).
+        MertkError: no run, or one run directory given twice.
+    """
+    if not run_dirs:
+        raise MertkError("compare: give at least one run directory")
+    runs = [load_run(d) for d in run_dirs]
+    seen: dict[Path, str] = {}
+    for run, given in zip(runs, run_dirs):
+        key = run.run_dir.resolve()
+        if key in seen:
+            raise MertkError(f"compare: {given} is the same run directory as {seen[key]}")
+        seen[key] = str(given)
+    rows = []
+    datasets: list[str] = []
+    for run in runs:
+        r = run.results
+        recipe = run.config.get("recipe") or {"name": r.get("recipe")}
+        _name, sets = recipe_overrides(recipe) if run.config.get("recipe") else (None, [])
+        scores = {}
+        for name, v in (r.get("report", {}).get("per_dataset") or {}).items():
+            scores[name] = {k: v.get(k) for _, k in METRICS} | {"n": v.get("n")}
+            if name not in datasets:
+                datasets.append(name)
+        scores["overall"] = {k: r["metrics"].get(k) for _, k in METRICS} | {"n": r["metrics"].get("n")}
+        inflated = r.get("best_test_epoch_inflated") or None
+        rows.append({"run_dir": str(run.run_dir), "recipe": r.get("recipe"), "model": r.get("model"), "sets": sets,
+                     "classes": list(r.get("classes") or []), "scores": scores, "inflated": inflated,
+                     "selection": r.get("selection")})
+    common = set.intersection(*(set(row["sets"]) for row in rows)) if rows else set()
+    labels: dict[str, int] = {}
+    for row in rows:
+        row["distinguishing"] = [s for s in row["sets"] if s not in common]
+        label = f"{row['recipe']} / {row['model']}" + (" " + " ".join(row["distinguishing"]) if row["distinguishing"] else "")
+        labels[label] = labels.get(label, 0) + 1
+        row["label"] = label
+    for row in rows:  # identical methods (e.g. different data) are told apart by their folder
+        if labels[row["label"]] > 1:
+            row["label"] += f" ({Path(row['run_dir']).name})"
+    notes = []
+    class_sets = {tuple(row["classes"]) for row in rows}
+    if len(class_sets) > 1:
+        notes.append("the runs use different class sets (" + "; ".join(", ".join(c) for c in sorted(class_sets))
+                     + "): figures compare only within a run's own classes")
+    if common:
+        notes.append("shared by every run: " + " ".join(f"--set {s}" for s in sorted(common)))
+    selections = {row["selection"] for row in rows if row["selection"]}
+    if len(selections) > 1:
+        notes.append("the runs select their epoch differently: " + ", ".join(sorted(selections)))
+    return {"datasets": datasets + ["overall"], "runs": rows, "notes": notes}
+
+
+def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
+    """The honest table, then the separately labelled inflated table, then notes (Markdown or plain)."""
+    datasets = result["datasets"]
+    header = ["method"] + [f"{d} {m}" for d in datasets for m, _ in METRICS]
+    body = []
+    for row in result["runs"]:
+        cells = [row["label"]]
+        for d in datasets:
+            s = row["scores"].get(d)
+            cells += [_fmt(s.get(k)) if s else "-" for _, k in METRICS]
+        body.append(cells)
+    inflated_header = ["method", "UF1", "UAR", "Acc", "epochs per fold"]
+    inflated = []
+    for row in result["runs"]:
+        f = row["inflated"]
+        if f:
+            inflated.append([row["label"], _fmt(f.get("uf1")), _fmt(f.get("uar")), _fmt(f.get("accuracy")),
+                             " ".join(str(e) for e in f.get("epochs", []))])
+        else:
+            inflated.append([row["label"], NOT_RECORDED, NOT_RECORDED, NOT_RECORDED,
+                             "run with --set train.test_curve=true to record it"])
+    out = ["Honest figures (each run's protocol: no test fold chooses anything)", "",
+           _table(header, body, markdown), "",
+           "Best test epoch per fold (INFLATED: each fold's epoch chosen by its own test accuracy; for comparison "
+           "with papers only, overall)", "",
+           _table(inflated_header, inflated, markdown)]
+    if result["notes"]:
+        out += [""] + [f"note: {n}" for n in result["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt_row = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt_row(header), "  ".join("-" * w for w in widths)] + [fmt_row(r) for r in rows])
+
+
+HELP = "compare run directories side by side (UF1 / UAR / accuracy per dataset and overall)"
+
+
+def add_compare_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``mertk compare`` to an argparse sub-parsers object."""
+    p = sub.add_parser("compare", help=HELP, description=HELP + ". The inflated best-test-epoch figure, where "
+                       "recorded, is kept in a separate table.")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run directories (hold results.json)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--markdown", type=Path, default=None, metavar="OUT.md", help="also write the tables as Markdown")
+    return p
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run :func:`compare` for parsed arguments and print the table."""
+    result = compare(args.run_dirs)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(format_compare(result, markdown=True))
+    print(json.dumps(result, indent=2, default=str) if args.json else format_compare(result, markdown=False))
+    return 0

@@ -1,0 +1,86 @@
+"""``mertk compare``: two runs side by side; overall figures equal each run's results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import pytest
+
+from mertk.engine.run import run_recipe
+from mertk.errors import DataError, MertkError
+from mertk.report.compare import NOT_RECORDED, add_compare_parser, cmd_compare, compare, format_compare
+
+BASE = ("train.epochs=3", "pretrain.epochs=2")
+
+
+@pytest.fixture(scope="module")
+def runs(synth_root, tmp_path_factory):
+    """Two laenet-megc2019 runs that differ by one override (the learning rate: same cached features)."""
+    import torch
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("compare")
+    kw = dict(data=synth_root, out=tmp / "runs", progress=False, cache_dir=tmp / "cache")
+    a = run_recipe("laenet-megc2019", overrides=BASE, **kw)
+    b = run_recipe("laenet-megc2019", overrides=BASE + ("train.lr=0.01",), **kw)
+    return a, b
+
+
+def _results(run_dir):
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_table_has_both_rows_with_their_own_figures(runs):
+    a, b = runs
+    result = compare([a, b])
+    assert result["datasets"] == ["casme2", "samm", "smic", "overall"]
+    labels = [r["label"] for r in result["runs"]]
+    assert labels == ["laenet-megc2019 / laenet", "laenet-megc2019 / laenet train.lr=0.01"]
+    assert "shared by every run: --set pretrain.epochs=2 --set train.epochs=3" in result["notes"]
+    text = format_compare(result, markdown=True)
+    honest, inflated = text.split("Best test epoch per fold (INFLATED")
+    rows = [line for line in honest.splitlines() if line.startswith("| laenet")]
+    assert len(rows) == 2
+    for row, run_dir in zip(rows, (a, b)):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        m = _results(run_dir)["metrics"]
+        assert cells[-3:] == [f"{m['uf1']:.4f}", f"{m['uar']:.4f}", f"{m['accuracy']:.4f}"]
+        per = _results(run_dir)["report"]["per_dataset"]
+        assert cells[1:4] == [f"{per['casme2'][k]:.4f}" for k in ("uf1", "uar", "accuracy")]
+    # the inflated figure is not recorded by these runs: said so, never invented, kept apart
+    assert inflated.count(NOT_RECORDED) == 6 and NOT_RECORDED not in honest
+    assert all(r["inflated"] is None for r in result["runs"])
+
+
+def test_cli_markdown_and_errors(runs, tmp_path, capsys):
+    a, b = runs
+    parser = argparse.ArgumentParser()
+    add_compare_parser(parser.add_subparsers())
+    out = tmp_path / "cmp.md"
+    assert cmd_compare(parser.parse_args(["compare", str(a), str(b), "--markdown", str(out)])) == 0
+    printed = capsys.readouterr().out
+    assert "laenet-megc2019 / laenet train.lr=0.01" in printed and out.read_text().startswith("Honest figures")
+    assert cmd_compare(parser.parse_args(["compare", str(a), str(b), "--json"])) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["scores"]["overall"]["uf1"] for r in data["runs"]] == [_results(a)["metrics"]["uf1"],
+                                                                     _results(b)["metrics"]["uf1"]]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: not a run directory \(no results.json"):
+        compare([a, tmp_path])
+    with pytest.raises(MertkError, match="is the same run directory as"):
+        compare([a, a])
+
+
+def test_different_class_sets_are_said(runs, tmp_path):
+    import shutil
+
+    a, _b = runs
+    other = tmp_path / "other-run"
+    shutil.copytree(a, other, ignore=shutil.ignore_patterns("model.pt", "folds", "report*"))
+    results = _results(a)
+    results["classes"] = ["negative", "positive", "surprise", "other"]
+    (other / "results.json").write_text(json.dumps(results))
+    result = compare([a, other])
+    assert any(n.startswith("the runs use different class sets") for n in result["notes"])
+    assert result["runs"][1]["label"].endswith("(other-run)")  # same method: told apart by folder
