@@ -216,6 +216,7 @@ PLUGINS: dict[str, tuple[str, str, str]] = {
     "explain": ("mertk.explain.cli", "add_explain_parser", "cmd_explain"),
     "report": ("mertk.report", "add_report_parser", "cmd_report"),
     "compare": ("mertk.report.compare", "add_compare_parser", "cmd_compare"),
+    "predict": ("mertk.realtime.predict", "add_predict_parser", "cmd_predict"),
 }
 
 
