@@ -211,21 +211,37 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 
-# Sub-commands that live beside the code they drive: (module, add-parser function, handler function).
-PLUGINS: dict[str, tuple[str, str, str]] = {
-    "explain": ("mertk.explain.cli", "add_explain_parser", "cmd_explain"),
-    "report": ("mertk.report", "add_report_parser", "cmd_report"),
-    "compare": ("mertk.report.compare", "add_compare_parser", "cmd_compare"),
-    "predict": ("mertk.realtime.predict", "add_predict_parser", "cmd_predict"),
+# Sub-commands that live beside the code they drive: (module, add-parser function, handler, one-line help).
+# A plugin module is imported only when its command runs, so `mertk --help` stays fast.
+PLUGINS: dict[str, tuple[str, str, str, str]] = {
+    "explain": ("mertk.explain.cli", "add_explain_parser", "cmd_explain",
+                "saliency maps (original and improved, shcnn-miao-2019) of a trained model on clips or images"),
+    "report": ("mertk.report", "add_report_parser", "cmd_report",
+               "write report.html (self-contained) and report.md of a run directory"),
+    "compare": ("mertk.report.compare", "add_compare_parser", "cmd_compare",
+                "compare run directories side by side (UF1 / UAR / accuracy per dataset and overall)"),
+    "predict": ("mertk.realtime.predict", "add_predict_parser", "cmd_predict",
+                "run a trained checkpoint on your own video, frame folder or camera: face, spotting, recognition"),
+    "bench": ("mertk.realtime.bench", "add_bench_parser", "cmd_bench",
+              "latency of the inference path, stage by stage, beside OpenCV's TV-L1 in the same run"),
+    "export": ("mertk.deploy.onnx_export", "add_export_parser", "cmd_export",
+               "export a checkpoint to ONNX (softmax probabilities, dynamic batch) and check parity with PyTorch"),
 }
 
 
 def _plugin_handler(name: str) -> Callable[[argparse.Namespace], int]:
-    module, _, handler = PLUGINS[name]
+    module, _, handler, _ = PLUGINS[name]
     return getattr(importlib.import_module(module), handler)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first argument that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``mertk`` parser; the plugin ``command`` (if any) gets its full sub-parser, the others a stub
+    carrying their help line (enough for ``mertk --help``)."""
     parser = _Parser(prog="mertk", description="Facial micro-expression recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"mertk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -294,13 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
-    for module, add_parser, _ in PLUGINS.values():
-        getattr(importlib.import_module(module), add_parser)(sub)
+    for name, (module, add_parser, _, text) in PLUGINS.items():
+        if name == command:
+            getattr(importlib.import_module(module), add_parser)(sub)
+        else:
+            sub.add_parser(name, help=text, description=text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     handler = COMMANDS[args.command][0] if args.command in COMMANDS else _plugin_handler(args.command)
     try:

@@ -169,6 +169,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                if k not in payload]
     if missing:
         raise DataError(path, f"checkpoint lacks {', '.join(missing)}")
+    for group in ("state_dict", "arrays"):
+        entries = payload.get(group, {})
+        if not isinstance(entries, dict):
+            raise DataError(path, f"checkpoint {group} is not a mapping of tensors")
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                raise DataError(path, f"checkpoint {group} entry {name!r} is not a tensor")
     if digest(payload) != payload["digest"]:
         raise DataError(path, "checkpoint digest mismatch: the file was modified after it was written")
     return Checkpoint(

@@ -631,6 +631,7 @@ def run_recipe(
     """
     import torch
 
+    from ..preprocess.cache import PIPELINE_VERSION
     from ..preprocess.pipeline import prepare
     from .metrics import metrics_report, read_predictions
     from .protocols import classes_missing_from_train
@@ -659,6 +660,7 @@ def run_recipe(
         "train": _plain_config(tconfig),
         "classes": list(classes),
         "label_map": summary["label_map"],
+        "pipeline_version": PIPELINE_VERSION,  # features made by another pipeline version never resume a run
     }
     run_dir = run_dir_for(recipe, resolved, out)
     run_dir.mkdir(parents=True, exist_ok=True)

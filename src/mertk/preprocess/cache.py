@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import MertkError
 
 # Bump when a stage's output changes for the same inputs and parameters.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: grey frames reach the flow methods on 0..1 (were 0..255 read as 0..1)
 
 
 class CacheError(MertkError):

@@ -377,7 +377,7 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
         from .magnify import magnify_clip
 
         frames = magnify_clip(frames, alpha=config.magnify)
-    grey = _grey(frames)
+    grey = _grey(frames) / np.float32(255.0)  # the flow methods take float frames on 0..1 (flow.base.to_grey)
 
     if apex_index is not None:
         if not 0 <= apex_index < len(frames):
