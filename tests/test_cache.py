@@ -24,7 +24,7 @@ def test_key_changes_with_every_parameter_and_version(tmp_path):
     base = cache_key(params={"size": (28, 28), "alpha": 1.0})
     assert cache_key(params={"size": (28, 29), "alpha": 1.0}) != base
     assert cache_key(params={"size": (28, 28), "alpha": 1}) != base  # 1 and 1.0 are distinct parameters
-    assert cache_key(params={"size": (28, 28), "alpha": 1.0}, version="2") != base
+    assert cache_key(params={"size": (28, 28), "alpha": 1.0}, version="999") != base
     assert cache_key(params={"mask": np.zeros(3)}) != cache_key(params={"mask": np.ones(3)})
 
 

@@ -36,9 +36,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
 
 def test_summary_counts(bench: tuple[Path, dict, dict]) -> None:
     out, summary, truth = bench
-    assert summary["datasets"] == {"CASME2": 12, "SAMM": 12, "SMIC": 12, "CK+": 8, "FER2013": 64}
+    assert summary["datasets"] == {"CASME2": 12, "SAMM": 12, "SMIC": 12, "CASME": 12, "CK+": 8, "FER2013": 64,
+                                   "FERPlus": 64}
     assert summary["subjects"] == SUBJECTS and summary["seed"] == 3
-    assert len(truth["clips"]) == 44 and len(truth["images"]) == 64
+    assert len(truth["clips"]) == 56 and len(truth["images"]) == 64
     assert (out / "README.txt").read_text().startswith("mertk synthetic micro-expression benchmark")
 
 
@@ -185,6 +186,8 @@ def test_deterministic_per_seed(tmp_path: Path, bench: tuple[Path, dict, dict]) 
     again = tmp_path / "again"
     synthesize(again, subjects=SUBJECTS, seed=3, progress=False)
     assert _hashes(again) == _hashes(out)
+    assert {"CASME/CASME_A_Section_coding.xlsx", "CASME/CASME_B_Section_coding.xlsx",
+            "FER2013/fer2013new.csv"} <= _hashes(out).keys()
     synthesize(again, subjects=SUBJECTS, seed=4, progress=False)  # overwrites a previous output
     other = _hashes(again)
     assert other.keys() != _hashes(out).keys() or other != _hashes(out)

@@ -9,8 +9,8 @@ import pytest
 from mertk.cli import main
 from mertk.data import open_dataset
 
-LOADERS = {"CASME2": "casme2", "SAMM": "samm", "SMIC": "smic", "CK+": "ckplus"}
-SUBJECT = {"casme2": "casme2/{}", "samm": "samm/{}", "smic": "smic/{}", "ckplus": "ckplus/{}"}
+LOADERS = {"CASME2": "casme2", "SAMM": "samm", "SMIC": "smic", "CASME": "casme", "CK+": "ckplus"}
+SUBJECT = {"casme2": "casme2/{}", "samm": "samm/{}", "smic": "smic/{}", "casme": "casme/{}", "ckplus": "ckplus/{}"}
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The synthetic micro-expression benchmark (SPEC section 3), written in the native dataset layouts.
 
-:func:`synthesize` writes CASME II-, SAMM-, SMIC-HS-, CK+- and FER2013-format copies built from face
-photos shipped inside installed packages, plus the ground truth (labels, onset/apex/offset, AUs,
+:func:`synthesize` writes CASME II-, SAMM-, SMIC-HS-, CASME-, CK+-, FER2013- and FERPlus-format copies built
+from face photos shipped inside installed packages, plus the ground truth (labels, onset/apex/offset, AUs,
 blinks, apex displacement fields) documented in ``docs/synthetic.md``.
 """
 
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import MertkError
-from .layouts import MICRO, SIZES, write_ckplus, write_fer, write_micro
+from .layouts import CK_STREAM, FER_STREAM, MICRO, SIZES, write_ckplus, write_fer, write_ferplus, write_micro
 
 __all__ = ["synthesize", "GT_FORMAT"]
 
 GT_FORMAT = "mertk-synth-ground-truth/1"
 MARKER = ".mertk-synth"
-OWNED = ("CASME2", "SAMM", "SMIC", "CK+", "FER2013", "SAMM_longvideos", "ground_truth", "ground_truth.json", "README.txt", MARKER)
+OWNED = ("CASME2", "SAMM", "SMIC", "CASME", "CK+", "FER2013", "SAMM_longvideos", "ground_truth", "ground_truth.json", "README.txt", MARKER)
 
 README = """\
 mertk synthetic micro-expression benchmark (seed {seed}, size {size}, {subjects} subjects per dataset)
@@ -32,8 +32,11 @@ layouts so that the mertk loaders read them exactly as they read the real datase
   CASME2/   CASME2-coding-20140508.xlsx, CASME2_RAW_selected/subNN/<Filename>/imgN.jpg (200 fps)
   SAMM/     SAMM_Micro_FACS_Codes_v2.xlsx, SAMM/NNN/NNN_i_c/NNN_NNNNN.jpg (200 fps, grey)
   SMIC/     HS/sN/micro/<label>/sN_xx_NN/imageNNNNNN.bmp (100 fps)
+  CASME/    CASME_A_Section_coding.xlsx, CASME_B_Section_coding.xlsx,
+            CASME_A|B/subNN/<Filename>/<Filename>-N.jpg (60 fps)
   CK+/      cohn-kanade-images/SNNN/NNN/*.png and Emotion/SNNN/NNN/*_emotion.txt (30 fps, macro)
-  FER2013/  fer2013.csv (48x48 grey, emotion 0..6, Usage)
+  FER2013/  fer2013.csv (48x48 grey, emotion 0..6, Usage) and fer2013new.csv (FERPlus votes,
+            aligned row by row)
 
 ground_truth.json and ground_truth/<dataset>/<subject>/<clip>.npz hold the truth: labels,
 onset/apex/offset, action units, blinks, drift and the exact onset->apex displacement field
@@ -74,7 +77,8 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
         progress: show a progress bar.
 
     Returns:
-        ``{"out", "datasets": {name: clips or images}, "ground_truth": path, "subjects", "seed", "size"}``.
+        ``{"out", "datasets": {name: clips or images}, "ground_truth": path, "subjects", "seed", "size"}``;
+        ``datasets`` holds CASME2, SAMM, SMIC, CASME, CK+ (clips), FER2013 and FERPlus (csv rows).
     """
     if size not in SIZES:
         raise MertkError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
@@ -89,7 +93,7 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = subjects * (3 * preset.micro_clips + preset.ckplus_sequences + 1)
+    total = subjects * (len(MICRO) * preset.micro_clips + preset.ckplus_sequences + 1)
     columns = (TextColumn("[bold]synth[/] {task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     clips: list[dict] = []
     people: list[dict] = []
@@ -100,21 +104,23 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
         def tick() -> None:
             bar.advance(task)
 
-        for k, name in enumerate(("CASME2", "SAMM", "SMIC")):
+        for name, spec in MICRO.items():
             bar.update(task, description=name)
-            got, who = write_micro(out, MICRO[name], k, subjects, preset, seed, tick)
+            got, who = write_micro(out, spec, subjects, preset, seed, tick)
             clips += got
             people += who
             datasets[name] = len(got)
         bar.update(task, description="CK+")
-        got, who = write_ckplus(out, 3, subjects, preset, seed, tick)
+        got, who = write_ckplus(out, CK_STREAM, subjects, preset, seed, tick)
         clips += got
         people += who
         datasets["CK+"] = len(got)
         bar.update(task, description="FER2013")
-        images, who = write_fer(out, 4, subjects, preset, seed, tick)
+        images, who = write_fer(out, FER_STREAM, subjects, preset, seed, tick)
         people += who
         datasets["FER2013"] = len(images)
+        images, unclear = write_ferplus(out, images, seed)
+        datasets["FERPlus"] = len(images)
         if long_videos:
             from .long import write_long_videos
 
@@ -130,6 +136,8 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
                       "clips": datasets[name]} for name, spec in MICRO.items()},
             "CK+": {"root": "CK+", "fps": 30.0, "frame_size": [240, 200], "grey": True, "clips": datasets["CK+"]},
             "FER2013": {"root": "FER2013", "frame_size": [48, 48], "grey": True, "images": datasets["FER2013"]},
+            "FERPlus": {"root": "FER2013", "annotation": "FER2013/fer2013new.csv", "pixels": "FER2013/fer2013.csv",
+                        "images": datasets["FERPlus"], "unclear": unclear},
         },
         "subjects": people,
         "clips": clips,

@@ -218,6 +218,24 @@ PROGRAMS: dict[str, tuple[Program, ...]] = {
 }
 
 
+def _variants(dataset: str, label: str) -> tuple[tuple[str, ...], ...]:
+    return next(p.variants for p in PROGRAMS[dataset] if p.label == label)
+
+
+# CASME's eight emotions with the AU programs of the same emotions in CASME II and SAMM ("tense" as
+# CASME II's "others", which replaced it); shares roughly follow Yan et al. (2013)'s class counts.
+PROGRAMS["CASME"] = (
+    Program("tense", 28, _variants("CASME2", "others"), None),
+    Program("happiness", 5, _variants("CASME2", "happiness"), "positive"),
+    Program("repression", 40, _variants("CASME2", "repression"), "negative"),
+    Program("surprise", 21, _variants("CASME2", "surprise"), "surprise"),
+    Program("disgust", 88, _variants("CASME2", "disgust"), "negative"),
+    Program("fear", 2, _variants("SAMM", "Fear"), "negative"),
+    Program("contempt", 3, _variants("SAMM", "Contempt"), "negative"),
+    Program("sadness", 6, _variants("SAMM", "Sadness"), "negative"),
+)
+
+
 def plan_labels(dataset: str, n_subjects: int, per_subject: int, rng: np.random.Generator,
                 min_subjects_per_class: int = 3) -> list[list[Program]]:
     """Choose the programs of every clip, per subject.

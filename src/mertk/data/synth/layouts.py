@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from ..fake.micro import (
-    casme2_clip_dir, casme2_frame_name, samm_clip_dir, samm_frame_name, smic_clip_dir, smic_frame_name,
-    write_casme2_coding, write_samm_coding,
+    casme2_clip_dir, casme2_frame_name, casme_clip_dir, casme_frame_name, samm_clip_dir, samm_frame_name,
+    smic_clip_dir, smic_frame_name, write_casme2_coding, write_casme_coding, write_samm_coding,
 )
-from ..fake.static import write_ckplus_sequence, write_fer2013_csv
+from ..fake.static import FERPLUS_COLUMNS, write_ckplus_sequence, write_fer2013_csv, write_ferplus_csv
 from .actions import Program, normalised_field, objective_class, plan_labels
 from .faces import Subject, make_subject
 from .render import Timeline, draw_distractors, render_clip, render_still
@@ -49,7 +49,11 @@ SIZES = {
 
 @dataclass(frozen=True)
 class MicroSpec:
-    """How one micro-expression dataset copy looks: frame size, colour, rate, file format."""
+    """How one micro-expression dataset copy looks: frame size, colour, rate, file format.
+
+    ``stream`` is the dataset's index in the random streams (``[seed, stream, ...]``): each copy draws
+    from its own streams, so adding a copy leaves the files of the others unchanged for a seed.
+    """
 
     name: str
     frame: tuple[int, int]
@@ -57,13 +61,18 @@ class MicroSpec:
     fps: float
     face_width: float
     jpeg: tuple[int, int] | None  # quality range, or None for lossless frames
+    stream: int
 
 
+# streams 3 and 4 are CK+ and FER2013, 6 the FERPlus votes
 MICRO = {
-    "CASME2": MicroSpec("CASME2", (192, 160), False, 200.0, 0.8, (88, 96)),
-    "SAMM": MicroSpec("SAMM", (200, 200), True, 200.0, 0.68, (90, 97)),
-    "SMIC": MicroSpec("SMIC", (128, 108), False, 100.0, 0.8, None),
+    "CASME2": MicroSpec("CASME2", (192, 160), False, 200.0, 0.8, (88, 96), 0),
+    "SAMM": MicroSpec("SAMM", (200, 200), True, 200.0, 0.68, (90, 97), 1),
+    "SMIC": MicroSpec("SMIC", (128, 108), False, 100.0, 0.8, None, 2),
+    # the real CASME has 640x480 frames at 60 fps; a small frame like the others
+    "CASME": MicroSpec("CASME", (192, 160), False, 60.0, 0.8, (88, 96), 5),
 }
+CK_STREAM, FER_STREAM, FERPLUS_STREAM = 3, 4, 6
 
 
 def freeze_xlsx(path: Path) -> None:
@@ -110,17 +119,24 @@ def _subject(name: str, k: int, i: int, frame: tuple[int, int], seed: int, **kw:
     return make_subject(name, i + k, frame, np.random.default_rng([seed, k, i, 0]), **kw)
 
 
-def write_micro(out: Path, spec: MicroSpec, k: int, n_subjects: int, size: Size, seed: int,
+def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: int,
                 tick: Callable[[], None]) -> tuple[list[dict], list[dict]]:
-    """Write one micro dataset copy under ``out/<spec.name>``; returns (ground-truth clips, subjects)."""
-    root = out / spec.name
+    """Write one micro dataset copy under ``out/<spec.name>``; returns (ground-truth clips, subjects).
+
+    CASME is split like the real release: the first half of the subjects in section A
+    (``CASME_A_Section_coding.xlsx``, frames under ``CASME_A/``), the rest in section B.
+    """
+    root, k = out / spec.name, spec.stream
     plan = plan_labels(spec.name, n_subjects, size.micro_clips, np.random.default_rng([seed, k, 999]))
     clips: list[dict] = []
     subjects: list[dict] = []
     rows: list[dict] = []
+    sections: dict[str, list[dict]] = {"A": [], "B": []}
     for i in range(n_subjects):
         number = i + 1 if spec.name != "SAMM" else i + 6
-        sid = {"CASME2": f"sub{number:02d}", "SAMM": f"{number:03d}", "SMIC": f"s{number}"}[spec.name]
+        sid = {"CASME2": f"sub{number:02d}", "SAMM": f"{number:03d}", "SMIC": f"s{number}",
+               "CASME": f"sub{number:02d}"}[spec.name]
+        section = "A" if i < (n_subjects + 1) // 2 else "B"
         subject = _subject(sid, k, i, spec.frame, seed, face_width=spec.face_width)
         subjects.append({"dataset": spec.name, "subject": sid, **subject.params})
         used_names: set[str] = set()
@@ -136,8 +152,9 @@ def write_micro(out: Path, spec: MicroSpec, k: int, n_subjects: int, size: Size,
             dist = draw_distractors(tl, spec.fps, rng, blink_share=0.35)
             rendered = render_clip(subject, field, tl, dist, grey=spec.grey)
             quality = None if spec.jpeg is None else int(rng.integers(spec.jpeg[0], spec.jpeg[1] + 1))
-            first = {"CASME2": int(rng.integers(1, 300)), "SAMM": int(rng.integers(1000, 9000)),
-                     "SMIC": int(rng.integers(100000, 900000))}[spec.name]
+            # all three are drawn for every copy, so that each stream stays as earlier versions drew it
+            starts = (int(rng.integers(1, 300)), int(rng.integers(1000, 9000)), int(rng.integers(100000, 900000)))
+            first = starts[{"CASME2": 0, "CASME": 0, "SAMM": 1, "SMIC": 2}[spec.name]]
             numbers = list(range(first, first + n))
             if spec.name == "CASME2":
                 name = ""
@@ -145,6 +162,12 @@ def write_micro(out: Path, spec: MicroSpec, k: int, n_subjects: int, size: Size,
                     name = f"EP{int(rng.integers(1, 20)):02d}_{int(rng.integers(1, 10)):02d}" + ("f" if rng.random() < 0.4 else "")
                 folder = casme2_clip_dir(root, number, name)
                 paths = [folder / casme2_frame_name(m) for m in numbers]
+            elif spec.name == "CASME":
+                name = ""
+                while not name or name in used_names:
+                    name = f"EP{int(rng.integers(1, 20)):02d}_{int(rng.integers(1, 10))}"
+                folder = casme_clip_dir(root, number, name, section=section)
+                paths = [folder / casme_frame_name(name, m) for m in numbers]
             elif spec.name == "SAMM":
                 name = f"{number:03d}_{int(rng.integers(1, 8))}_{c + 1}"
                 folder = samm_clip_dir(root, number, name)
@@ -168,6 +191,10 @@ def write_micro(out: Path, spec: MicroSpec, k: int, n_subjects: int, size: Size,
                              "Onset Frame": onset, "Apex Frame": apex_n, "Offset Frame": offset,
                              "Type": "Micro - 1/2", "Action Units": _au_string(aus), "Notes": None,
                              "Estimated Emotion": program.label, "Objective Classes": objective})
+            elif spec.name == "CASME":
+                sections[section].append({"Subject": number, "Filename": name, "OnsetFrame": onset, "ApexFrame": apex_n,
+                                          "OffsetFrame": offset, "Action Units": _au_string(aus),
+                                          "Emotion": program.label})
             gt_rel = f"ground_truth/{spec.name}/{sid}/{name}.npz"
             _save_gt(out, gt_rel, rendered, dist.blink_frames)
             clips.append(_clip_record(spec.name, sid, name, program, aus, objective, numbers, tl, spec.fps,
@@ -179,6 +206,9 @@ def write_micro(out: Path, spec: MicroSpec, k: int, n_subjects: int, size: Size,
     elif spec.name == "SAMM":
         path = write_samm_coding(root / "SAMM_Micro_FACS_Codes_v2.xlsx", rows)
         freeze_xlsx(path)
+    for section, members in sections.items():
+        if members:
+            freeze_xlsx(write_casme_coding(root / f"CASME_{section}_Section_coding.xlsx", members))
     return clips, subjects
 
 
@@ -272,3 +302,50 @@ def write_fer(out: Path, k: int, n_subjects: int, size: Size, seed: int,
                         "megc2019": program.megc, "aus": list(aus), "usage": usage})
     write_fer2013_csv(out / "FER2013" / "fer2013.csv", rows)
     return records, subjects
+
+
+# FERPlus columns that annotators confuse with each FERPlus emotion (votes that miss go there)
+_FERPLUS_NEIGHBOURS = {
+    "neutral": ("sadness", "happiness", "contempt"), "happiness": ("neutral", "surprise"),
+    "surprise": ("fear", "happiness", "neutral"), "sadness": ("neutral", "fear", "anger"),
+    "anger": ("disgust", "contempt", "sadness"), "disgust": ("anger", "contempt"),
+    "fear": ("surprise", "sadness"), "contempt": ("neutral", "disgust", "anger"),
+}
+
+
+# FER2013 code -> FERPlus column of the same emotion
+_FER_TO_FERPLUS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+
+
+def write_ferplus(out: Path, images: list[dict], seed: int) -> tuple[list[dict], int]:
+    """Write ``out/FER2013/fer2013new.csv``: 10 FERPlus votes per ``fer2013.csv`` row, drawn from its true label.
+
+    A clear row gives 6-10 votes to the FERPlus emotion of the row's FER2013 label (so it stays the
+    strict majority) and spreads the rest over confusable emotions, now and then "unknown". About 4 %
+    of the rows (at least one) are unclear: 6-8 votes to "unknown" or "NF", which the loader skips.
+    Returns the image records with ``ferplus_votes`` and ``ferplus_label`` (None when unclear) added,
+    and the number of unclear rows.
+    """
+    rng = np.random.default_rng([seed, FERPLUS_STREAM])
+    col = {name: j for j, name in enumerate(FERPLUS_COLUMNS)}
+    unclear_rows = set(rng.choice(len(images), size=max(1, round(0.04 * len(images))), replace=False).tolist())
+    rows, records = [], []
+    for r, image in enumerate(images):
+        target = _FER_TO_FERPLUS[int(image["label"])]
+        votes = [0] * len(FERPLUS_COLUMNS)
+        if r in unclear_rows:
+            other = int(rng.integers(6, 9))
+            votes[col["unknown" if rng.random() < 0.5 else "NF"]] = other
+            votes[col[target]] = 10 - other
+            label = None
+        else:
+            hits = int(rng.integers(6, 11))
+            votes[col[target]] = hits
+            for _ in range(10 - hits):
+                miss = "unknown" if rng.random() < 0.15 else str(rng.choice(_FERPLUS_NEIGHBOURS[target]))
+                votes[col[miss]] += 1
+            label = target
+        rows.append((image["usage"], f"fer{r:07d}.png", votes))
+        records.append({**image, "ferplus_votes": votes, "ferplus_label": label})
+    write_ferplus_csv(out / "FER2013" / "fer2013new.csv", rows)
+    return records, len(unclear_rows)
