@@ -58,7 +58,7 @@ def _main(argv: list[str] | None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="a synthetic benchmark written with --long N")
     ap.add_argument("--checkpoint", type=Path, required=True, help="model.pt or a run directory")
-    ap.add_argument("--spotter", default="flow")
+    ap.add_argument("--spotter", default="feature", choices=("feature", "flow"))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

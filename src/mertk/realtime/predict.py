@@ -215,7 +215,7 @@ def _event_row(number: int, kind: str, onset: int, apex: int, offset: int, fps: 
 
 
 def predict(source: str | Path | Video | None, checkpoint: Any, *, onset: int | None = None, apex: int | None = None,
-            offset: int | None = None, fps: float | None = None, spotter: str = "flow",
+            offset: int | None = None, fps: float | None = None, spotter: str = "feature",
             annotate: str | Path | None = None, progress: bool = False, camera: int | None = None,
             seconds: float | None = None) -> dict[str, Any]:
     """Find and classify the micro-expressions of a video, a frame folder or a camera recording.
@@ -467,7 +467,8 @@ def add_predict_parser(sub: Any) -> argparse.ArgumentParser:
                    help="offset frame (0-based index; default apex + (apex - onset))")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate (default: the video's; 200 for a frame folder, with a note)")
-    p.add_argument("--spotter", default="flow", help="spotting method when no --onset/--apex is given (default flow)")
+    p.add_argument("--spotter", default="feature", choices=("feature", "flow"),
+                   help="spotting method when no --onset/--apex is given (default feature)")
     p.add_argument("--annotate", type=Path, default=None, metavar="OUT.mp4",
                    help="write the video with the face box and each event's label")
     p.add_argument("--camera", type=int, default=None, metavar="N", help="record from camera N instead of a file")
