@@ -51,6 +51,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..errors import MertkError
 from ..models import count_params, create_model
+from ..progress import ProgressBar
 from .protocols import Fold
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -389,27 +390,6 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class _Progress:
-    """A rich progress bar over fold-epochs when enabled; ``advance(k)`` otherwise does nothing."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled and total > 0, total, label
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda k=1: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda k=1: self.bar.advance(task, k)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.bar.stop()
-
-
 def _check_select(config: TrainConfig, folds: Sequence[Fold]) -> None:
     if config.select == "val_loss":
         lacking = [f.name for f in folds if not f.val]
@@ -570,7 +550,7 @@ def train_folds(
             on_fold_done(result)
 
     label = f"{model_name}: {len(todo)} fold{'s' if len(todo) != 1 else ''}{' (stacked)' if batched else ''}"
-    with _threads(config.threads), _Progress(progress, len(todo) * config.epochs, label) as advance:
+    with _threads(config.threads), ProgressBar(progress, len(todo) * config.epochs, label) as advance:
         if batched:
             _train_stacked(model_name, model_kwargs, x, y, folds, set(skip_folds), config, init_state, augment,
                            keep_state, probe.to(x.device), advance, done)
@@ -632,7 +612,7 @@ def train_final(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.T
     torch.manual_seed(_seed(config.seed, "final", "dropout"))
     optimizer = make_optimizer(model, config)
     history = []
-    with _threads(config.threads), _Progress(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
+    with _threads(config.threads), ProgressBar(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
         for epoch in range(config.epochs):
             loss, acc = _epoch(model, x, y, None, optimizer, config, generator, augment)
             history.append({"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)})

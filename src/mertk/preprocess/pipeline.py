@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError, MertkError, PreprocessError
+from ..progress import ProgressBar
 from ..records import ClipRecord, ImageRecord, Skip
 from ..registry import SPOTTERS
 from . import apex as _apex  # noqa: F401  (registers the apex spotters)
@@ -542,7 +543,7 @@ def prepare(
     if workers <= 0 and len(todo) < 8:
         n_workers = 1  # starting worker processes costs more than a handful of clips
     n_workers = max(1, min(n_workers, len(todo)))
-    with _progress(progress, len(todo), f"prepare {config.feature}") as advance:
+    with ProgressBar(progress, len(todo), f"prepare {config.feature}") as advance:
         if n_workers == 1:
             for i in todo:
                 results[i] = _run_one(clips[i], config, cache_root)
@@ -569,25 +570,3 @@ def prepare(
         misses += not cached and cache_root is not None
         features.append(Features(record, arrays, key, cached))
     return PrepareResult(config, features, skipped, hits, misses, time.perf_counter() - start)
-
-
-class _progress:
-    """A rich progress bar when enabled (and a no-op otherwise); yields an ``advance()`` callable."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled and total > 0, total, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=False)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.bar.stop()

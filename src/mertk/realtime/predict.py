@@ -33,6 +33,7 @@ from ..errors import DataError, MertkError, ModelError, PreprocessError
 from ..preprocess.crop import Box
 from ..preprocess.face import NoFaceError, detect_faces, face_landmarks
 from ..preprocess.face import landmarks as fit_landmarks
+from ..progress import ProgressBar
 from .track import FaceTracker, TrackState
 from .video import Video, open_source
 
@@ -273,7 +274,7 @@ def predict(source: str | Path | Video | None, checkpoint: Any, *, onset: int | 
     size = spot_size(first_state.crop_box)
     crops = np.empty((n, *size), dtype=np.uint8)
     states: list[TrackState] = [first_state] * first
-    with _progress(progress, n - first, "track") as advance:
+    with ProgressBar(progress, n - first, "track") as advance:
         for item in stream_frames(frames[first:], tracker, size=size):
             crops[first + item.index] = item.crop
             states.append(item.state)
@@ -391,34 +392,6 @@ def write_annotated(path: str | Path, frames: np.ndarray, states: Sequence[Track
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-
-
-class _progress:
-    """A rich progress bar when enabled (a no-op otherwise); yields an ``advance()`` callable."""
-
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled and total > 0, total, label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.bar.stop()
 
 
 def format_timeline(result: dict[str, Any]) -> str:
