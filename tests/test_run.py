@@ -35,6 +35,22 @@ SMOKE = {
                      "model.kwargs.steps=1", "augment.magnify=[8]", "augment.frame_select=[0.8]", "protocol=lovo",
                      "protocol_options.test_fraction=0.25"],
 }
+# The remaining recipes share a family's code with another dataset: the same tiny settings.
+TINY_STRCN = ["train.epochs=1", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4", "model.kwargs.steps=1",
+              "augment.magnify=[]"]
+SMOKE.update({
+    "shcnn-samm": SMOKE["shcnn-casme2"],
+    "strcn-g-casme2": [*TINY_STRCN, "model.kwargs.input_size=[64, 48]"],
+    "strcn-g-samm": [*TINY_STRCN, "model.kwargs.input_size=[64, 48]"],
+    "strcn-a-casme2": [*TINY_STRCN, "features.size=[32, 24]", "augment.frame_select=[]"],
+    "strcn-a-samm": [*TINY_STRCN, "features.size=[32, 24]", "augment.frame_select=[]"],
+})
+
+
+def test_every_shipped_recipe_has_a_smoke_run():
+    from mertk.engine.recipe import list_recipes
+
+    assert sorted(SMOKE) == sorted(list_recipes())
 
 
 @pytest.fixture(scope="module")
