@@ -65,6 +65,17 @@ def find_dir(root: Path, candidates: Sequence[str]) -> Path | None:
     return None
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key that orders embedded numbers by value: ``img2`` < ``img10`` (case-insensitive)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
+
+
+def frame_files(folder: str | Path, exts: Sequence[str] = IMAGE_EXTS) -> list[Path]:
+    """The image files of ``folder`` whose suffix (any case) is in ``exts``, in natural order."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in exts]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
 def numbered_frames(folder: Path, exts: Sequence[str] = IMAGE_EXTS) -> tuple[tuple[Path, ...], tuple[int, ...]]:
     """List the image files of a frame folder, ordered by the last integer in each file name.
 

@@ -14,29 +14,23 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from ..data.base import frame_files as _frame_files
 from ..errors import DataError, MertkError
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the saliency module imports torch and matplotlib: load it only when a command runs
     from .saliency import SaliencyResult
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
-_DIGITS = re.compile(r"(\d+)")
-
-
-def _natural_key(path: Path) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(path.name)]
 
 
 def frame_files(folder: Path) -> list[Path]:
     """The image files of a clip folder in natural order (img2 before img10); none is a DataError."""
-    files = sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    files = _frame_files(folder, IMAGE_SUFFIXES)
     if len(files) < 2:
         raise DataError(folder, f"a clip folder needs at least 2 frames ({', '.join(IMAGE_SUFFIXES)}), found {len(files)}")
     return files

@@ -9,7 +9,7 @@ drift, lighting wander) cancel. Per frame:
 ``feature`` (Moilanen et al.): block means of the grey face (the region inside the landmark hull,
   eyes removed, each frame divided by its own mean to cancel flicker); the difference is
   ``|B_t - (B_{t-k} + B_{t+k}) / 2|`` per block and the frame's score the mean of its largest third.
-``flow``: dense flow (OpenCV DIS, preset ultrafast, as ``dis`` in :mod:`mertk.preprocess.flow`) from frame
+``flow``: dense flow (OpenCV DIS, preset ultrafast: ``dis`` of :mod:`mertk.preprocess.flow`) from frame
   ``t - k`` to ``t`` and from ``t + k`` to ``t``; in each the median flow of the face region is
   removed (head drift and global motion, as :func:`mertk.preprocess.apex.flow_peak` does), the
   residual vectors are averaged per block and the frame's score is the mean of the largest third of
@@ -272,12 +272,9 @@ def spot_events(frames: np.ndarray, *, fps: float, landmarks: np.ndarray | None 
     labels, counts = _blocks(region, int(p["block"]))
     flow = None
     if method == "flow":
-        # one DIS instance reused for every pair (mertk.preprocess.flow's DIS builds one per call,
-        # which costs more than the flow itself on these small frames)
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        from ..preprocess.flow import get_flow_method
 
-        def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            return dis.calc(a, b, None)
+        flow = get_flow_method("dis", preset="ultrafast")
     feats = _block_features(grey, labels, counts)
     distance = _baseline_curve(feats, max(1, int(round(p["baseline_s"] * fps))))
     centre = float(np.median(distance))

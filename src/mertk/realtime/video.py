@@ -13,7 +13,6 @@ video is refused with the figure, so a user cuts it rather than the machine swap
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.base import frame_files as _frame_files
+from ..data.base import natural_key
 from ..errors import DataError, MertkError
 
 __all__ = [
@@ -72,11 +73,6 @@ class Video:
 
     def __len__(self) -> int:
         return len(self.frames)
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key that orders embedded numbers by value: ``img2`` < ``img10``."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
 
 
 def _check_fps(fps: float | None, source: str) -> float | None:
@@ -195,9 +191,7 @@ def read_video(path: str | Path, fps: float | None = None) -> Video:
 
 def frame_files(folder: str | Path) -> list[Path]:
     """The frame images of ``folder`` (jpg, jpeg, png, bmp; any case) in natural order."""
-    folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES]
-    return sorted(files, key=lambda p: natural_key(p.name))
+    return _frame_files(folder, FRAME_SUFFIXES)
 
 
 def read_frame_folder(path: str | Path, fps: float | None = None) -> Video:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from functools import cached_property
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -94,9 +95,13 @@ class DIS(FlowMethod):
         if self.preset not in _DIS_PRESETS:
             raise FlowError(f"flow 'dis': unknown preset {self.preset!r}; choose from: {', '.join(_DIS_PRESETS)}")
 
+    @cached_property
+    def _dis(self) -> Any:
+        # built once per method object: creating a DIS object costs more than its flow on small faces
+        return cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
+
     def _flow(self, prev: np.ndarray, next: np.ndarray) -> np.ndarray:
-        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
-        return dis.calc(_uint8(prev), _uint8(next), None)
+        return self._dis.calc(_uint8(prev), _uint8(next), None)
 
 
 FLOWS.add(
