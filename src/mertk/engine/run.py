@@ -398,13 +398,13 @@ def sample_folds(clip_folds: Sequence[Any], samples: Samples) -> list[Any]:
     return out
 
 
-def strcn_inputs(samples: Samples, train_clip_samples: np.ndarray) -> np.ndarray:
+def strcn_inputs(samples: Samples, train_clip_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """STRCN-A inputs of one fold: the mask fitted on the fold's training clips only, then applied
-    to every sample, as ``(N, 3, n_pixels, T)`` floats in [0, 1]."""
+    to every sample. Returns ``(x, mask)``: ``(N, 3, n_pixels, T)`` floats in [0, 1] and the mask."""
     from ..preprocess.eyemask import apply_strcn_mask, fit_strcn_mask
 
     mask = fit_strcn_mask((samples.x[j] for j in train_clip_samples), percentile=30)
-    return np.stack([_as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1) for x in samples.x])
+    return np.stack([_as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1) for x in samples.x]), mask
 
 
 # ---------------------------------------------------------------------------------------------
@@ -578,11 +578,8 @@ def save_final_model(path: Path, recipe: Recipe, kwargs: dict[str, Any], config:
 
     arrays: dict[str, Any] = {}
     if config.feature == "strcn_pixels":
-        from ..preprocess.eyemask import fit_strcn_mask
-
-        originals = np.flatnonzero(~samples.train_only)
-        mask = fit_strcn_mask((samples.x[j] for j in originals), percentile=30)
-        x = torch.from_numpy(strcn_inputs(samples, originals))
+        x, mask = strcn_inputs(samples, np.flatnonzero(~samples.train_only))
+        x = torch.from_numpy(x)
         kwargs = {**kwargs, "input_size": tuple(x.shape[-2:])}
         arrays["strcn_mask"] = mask.astype(np.uint8)
     else:
@@ -736,7 +733,7 @@ def run_recipe(
         if config.feature == "strcn_pixels":
             for fold in todo:  # the pixel mask is fitted on each fold's training clips
                 train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
-                x = torch.from_numpy(strcn_inputs(samples, train_originals))
+                x = torch.from_numpy(strcn_inputs(samples, train_originals)[0])
                 kw = {**kwargs, "input_size": tuple(x.shape[-2:])}
                 train_folds(recipe.model.name, kw, x, y_samples, [fold], tconfig, init_state=init_state,
                             batched=False, progress=progress, on_fold_done=on_done)
