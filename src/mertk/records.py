@@ -28,6 +28,23 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class AnnotationIssue:
+    """An annotation error that a loader repaired with a principled fallback instead of losing the clip.
+
+    ``problem`` says what the file gives (``apex 1143 outside onset..offset 1071..1134``), ``fallback``
+    what was done instead (``apex unknown: spotted``). The clip stays in the dataset.
+    """
+
+    source: str
+    item: str
+    problem: str
+    fallback: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "item": self.item, "problem": self.problem, "fallback": self.fallback}
+
+
+@dataclass(frozen=True)
 class ClipRecord:
     """One annotated video clip (a micro-expression, or a CK+ macro sequence).
 
@@ -45,6 +62,8 @@ class ClipRecord:
         objective_class: MEGC 2018 objective class (``"I"`` .. ``"VII"``) when the dataset gives one.
         fps: frame rate of the recording.
         source: annotation file and row the record came from, for error messages and reports.
+        apex_source: where ``apex`` came from when not from ``source`` (a separate apex file such as
+            ``smic_apex.xlsx, row 12``); empty when it is the annotation row's own (or ``apex`` is ``None``).
         extra: any further annotation columns, kept verbatim.
     """
 
@@ -61,6 +80,7 @@ class ClipRecord:
     objective_class: str | None = None
     fps: float = 200.0
     source: str = ""
+    apex_source: str = ""
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @property

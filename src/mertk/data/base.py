@@ -1,7 +1,10 @@
 """Shared machinery for the native loaders: finding files, reading spreadsheets, listing frames.
 
-Every loader builds a list of records and a list of :class:`~mertk.records.Skip` entries. A row that
-cannot be used is never dropped silently: it is listed in ``skipped`` with the file, row and reason.
+Every loader builds a list of records, a list of :class:`~mertk.records.Skip` entries and a list of
+:class:`~mertk.records.AnnotationIssue` warnings. A row that cannot be used is never dropped silently: it
+is listed in ``skipped`` with the file, row and reason. An annotation error that has a principled
+fallback (an apex outside its clip: spot it; an offset past the last frame: clip the range) keeps the
+clip and is listed in ``warnings``.
 Problems that make the whole dataset unusable (missing root, missing or wrong spreadsheet) raise
 :class:`~mertk.errors.DataError` at construction.
 """
@@ -17,7 +20,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import pandas as pd
 
 from ..errors import DataError
-from ..records import ClipRecord, ImageRecord, Skip
+from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
@@ -257,6 +260,7 @@ class ClipDataset:
         self.rows: int = 0
         self.records: list[ClipRecord] = []
         self.skipped: list[Skip] = []
+        self.warnings: list[AnnotationIssue] = []
         self.notes: list[str] = []
 
     # -- sequence protocol over usable clips ------------------------------------------------------
@@ -280,6 +284,9 @@ class ClipDataset:
     # -- helpers for subclasses ---------------------------------------------------------------------
     def skip(self, source: str, item: str, reason: str) -> None:
         self.skipped.append(Skip(source, item, reason))
+
+    def warn(self, source: str, item: str, problem: str, fallback: str) -> None:
+        self.warnings.append(AnnotationIssue(source, item, problem, fallback))
 
     def attach_frames(self, record: ClipRecord, folder: Path | None) -> ClipRecord:
         """Return ``record`` with its frames listed from ``folder``, or record a skip saying why not.
@@ -347,6 +354,7 @@ class ImageDataset:
         self.rows: int = 0
         self.records: list[ImageRecord] = []
         self.skipped: list[Skip] = []
+        self.warnings: list[AnnotationIssue] = []
         self.notes: list[str] = []
 
     def usable(self) -> list[ImageRecord]:
@@ -367,6 +375,9 @@ class ImageDataset:
 
     def skip(self, source: str, item: str, reason: str) -> None:
         self.skipped.append(Skip(source, item, reason))
+
+    def warn(self, source: str, item: str, problem: str, fallback: str) -> None:
+        self.warnings.append(AnnotationIssue(source, item, problem, fallback))
 
     def load_image(self, record: ImageRecord):  # pragma: no cover - overridden
         """Pixels of one record as a uint8 array (H x W or H x W x 3)."""

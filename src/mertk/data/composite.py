@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 import pandas as pd
 
 from ..errors import DataError
-from ..records import ClipRecord, ImageRecord, Skip
+from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip
 from ..registry import DATASETS, Registry
 from .base import count_labels, require_dir
 from .labels import LabelMap, get_label_map
@@ -120,6 +120,10 @@ class Composite:
     @property
     def skipped(self) -> list[Skip]:
         return [s for p in self.parts.values() for s in p.skipped]
+
+    @property
+    def warnings(self) -> list[AnnotationIssue]:
+        return [w for p in self.parts.values() for w in getattr(p, "warnings", [])]
 
     @property
     def notes(self) -> list[str]:
