@@ -101,8 +101,10 @@ def test_frames_sorted_and_within_interval(tmp_path, name):
     ds, _, _ = build(tmp_path, name, awkward=True)
     assert ds.usable()
     for r in ds.usable():
-        # the fakes write consecutive frames; CASME folders hold two more on each side, cut away
-        assert r.frame_numbers == tuple(range(r.onset, r.offset + 1))
+        # the fakes write consecutive frames (one clip has a hole, listed as missing); CASME folders
+        # hold two more on each side, cut away
+        assert sorted(r.frame_numbers + r.missing_frames) == list(range(r.onset, r.offset + 1))
+        assert r.frame_numbers[0] == r.onset and r.frame_numbers[-1] == r.offset
         assert len(r.frames) == len(r.frame_numbers)
         for path, n in zip(r.frames, r.frame_numbers):
             assert int(re.search(r"(\d+)\D*$", path.stem).group(1)) == n
@@ -123,6 +125,13 @@ def test_every_awkward_row_is_listed_with_its_reason(tmp_path, name):
         for s in ds.skipped:
             file, row = s.source.split(":row ")
             assert file in sheet_names and int(row) >= 2
+    warned = {}
+    for w in ds.warnings:
+        warned.setdefault(w.item, []).append(w)
+    assert set(warned) == set(acc["expected_warnings"])
+    for item, fragment in acc["expected_warnings"].items():
+        assert any(fragment in w.problem for w in warned[item]), (item, warned[item])
+        assert item in {r.key for r in ds.usable()}, f"{item} was repaired, not lost"
     unknown = next(s for s in ds.skipped if "unknown emotion" in s.reason)
     assert "(known: " + ", ".join(LOADERS[name][0].labels) + ")" in unknown.reason
 
@@ -208,8 +217,10 @@ def test_no_usable_row_still_constructs(tmp_path, name):
 def test_casme2_row_without_apex_is_kept_with_apex_none(tmp_path):
     ds, acc, _ = build(tmp_path, "casme2", awkward=True)
     no_apex = [r for r in ds.records if r.apex is None]
-    assert sorted(r.key for r in no_apex) == acc["apex_missing"] == ["casme2/sub01/EP21_02f"]
+    # the row with "/" and the row whose apex lies outside onset..offset (kept, apex to be spotted)
+    assert sorted(r.key for r in no_apex) == acc["apex_missing"] == ["casme2/sub01/EP21_02f", "casme2/sub01/EP26_02f"]
     assert no_apex[0].has_frames and no_apex[0].frame_numbers == tuple(range(300, 307))
+    assert no_apex[1].has_frames and no_apex[1].frame_numbers == tuple(range(300, 306))
 
 
 def test_casme2_subject_cells_as_text_and_float_frames(tmp_path):

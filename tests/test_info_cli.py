@@ -12,7 +12,6 @@ import pytest
 
 from mertk.cli import main
 from mertk.data import Composite, open_dataset
-from mertk.data.composite import check_against_ground_truth
 from mertk.data.fake import fake_tree_names, write_fake_tree
 from mertk.data.info import describe, format_info
 from mertk.errors import DataError
@@ -106,7 +105,7 @@ def test_composite_info_and_missing_component(tmp_path, capsys):
     assert code == 2 and "no smic folder" in err and str(root) in err
 
 
-def test_ground_truth_check_reports_every_disagreement(tmp_path):
+def test_official_list_reports_every_disagreement(tmp_path):
     root = make_composite_root(tmp_path)
     comp = open_dataset("megc2019", root)
     records = list(comp)
@@ -120,23 +119,26 @@ def test_ground_truth_check_reports_every_disagreement(tmp_path):
         other = next(c for c in comp.classes if c != flipped.label)
         writer.writerow([flipped.dataset, flipped.subject.split("/")[1], flipped.clip, other])
         writer.writerow(["samm", "999", "999_9_9", "surprise"])
-    check = check_against_ground_truth(comp, gt)
-    assert check["agree"] == len(records) - 2
-    assert check["label_mismatches"] == [
-        {"subject": flipped.subject, "clip": flipped.clip, "ours": flipped.label, "official": other}
+    official = open_dataset("megc2019", root, official=gt)
+    check = official.official_check
+    assert check["matched"] == len(records) - 1 == len(official.records)
+    assert check["label_disagreements"] == [
+        {"clip": flipped.key, "native": dict(flipped.extra)["native_label"], "sheet": flipped.label, "official": other}
     ]
-    assert check["only_official"] == [{"subject": "samm/999", "clip": "999_9_9"}]
-    assert check["only_ours"] == [{"subject": records[-1].subject, "clip": records[-1].clip}]
-    report = describe("megc2019", root, gt=gt)
-    assert "1 label mismatches" in format_info(report)
+    assert check["only_official"] == [{"clip": "samm/999/999_9_9", "official": "surprise", "reason": "not in the annotation"}]
+    assert check["only_sheets"] == [{"clip": records[-1].key, "sheet": records[-1].label}]
+    assert {r.key: r.label for r in official.records}[flipped.key] == other  # the list's label wins
+    assert any(s.item == "samm/999/999_9_9" and "not in the samm annotation" in s.reason for s in official.skipped)
+    report = describe("megc2019", root, official=gt)
+    assert "1 label disagreements" in format_info(report)
 
 
-def test_ground_truth_with_unknown_class_names_the_row(tmp_path):
+def test_official_list_with_unknown_class_names_the_row(tmp_path):
     root = make_composite_root(tmp_path)
     gt = tmp_path / "gt.csv"
     gt.write_text("dataset,subject,filename,emotion\nsmic,s1,s1_po_01,happy\n")
     with pytest.raises(DataError, match=r"gt.csv, row 2: unknown class 'happy'"):
-        check_against_ground_truth(open_dataset("megc2019", root), gt)
+        open_dataset("megc2019", root, official=gt)
 
 
 @pytest.mark.parametrize(

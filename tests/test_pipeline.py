@@ -171,7 +171,7 @@ def test_overrides_parse_values_and_reject_unknown_keys():
                                                         "flow_params={iterations: 20}"])
     assert config.eye_mask is True and config.size == (32, 30) and config.flow == "tvl1_opencv"
     assert dict(config.flow_params) == {"iterations": 20}
-    with pytest.raises(PreprocessError, match="KEY one of: align, apex"):
+    with pytest.raises(PreprocessError, match="KEY one of: align, allow_frame_gaps, apex"):
         apply_overrides(config, ["colour=red"])
     with pytest.raises(Exception, match="unknown apex spotter 'peak'; choose from"):
         apply_overrides(config, ["apex=peak"])

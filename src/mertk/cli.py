@@ -38,7 +38,7 @@ def _print_json(obj: Any) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from .data.info import describe, format_info
 
-    report = describe(args.dataset, args.root, annotation=args.annotation, gt=args.gt)
+    report = describe(args.dataset, args.root, annotation=args.annotation, official=args.official)
     if args.json:
         _print_json(report)
     else:
@@ -88,12 +88,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise _Err("prepare: give exactly one of --features NAME or --model NAME")
     config = config_for_model(args.model) if args.model else config_for_feature(args.features)
     config = apply_overrides(config, args.set)
-    dataset = open_dataset(args.dataset, args.root)
+    dataset = open_dataset(args.dataset, args.root, **({"official": args.official} if args.official else {}))
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     result = prepare(dataset, config, cache_dir=cache, workers=args.workers, progress=not (args.json or args.quiet))
     summary = result.summary()
     summary.update({"dataset": args.dataset, "root": str(args.root), "cache": None if cache is None else str(cache),
-                    "loader_skipped": [s.as_dict() for s in dataset.skipped]})
+                    "loader_skipped": [s.as_dict() for s in dataset.skipped],
+                    "loader_warnings": [w.as_dict() for w in getattr(dataset, "warnings", [])]})
     if args.json:
         _print_json(summary)
     else:
@@ -101,6 +102,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
               f"({result.hits} from the cache, {result.misses} computed) -> {summary['cache']}")
         if dataset.skipped:
             print(f"  {len(dataset.skipped)} clip(s) skipped by the loader (see `mertk info {args.dataset} {args.root}`)")
+        for w in getattr(dataset, "warnings", []):
+            print(f"  warning {w.item}: {w.problem} -> {w.fallback} ({w.source})")
         for item in result.skipped:
             print(f"  skipped {item.item}: {item.reason}")
     if not result.features:
@@ -150,7 +153,10 @@ def cmd_flow(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.run import run_recipe
 
-    run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=args.set, cache_dir=args.cache,
+    overrides = list(args.set)
+    if args.official is not None:
+        overrides.append(f"data.official={json.dumps(str(args.official.expanduser().resolve()))}")
+    run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=overrides, cache_dir=args.cache,
                          progress=not (args.json or args.quiet))
     from .report import write_report
 
@@ -250,7 +256,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("dataset", help="dataset or composite name (see `mertk info --list`)")
     p.add_argument("root", type=Path, help="folder holding the dataset as shipped")
     p.add_argument("--annotation", type=Path, default=None, help="annotation file, if not found under ROOT")
-    p.add_argument("--gt", type=Path, default=None, help="official ground-truth list to check a composite against")
+    p.add_argument("--official", "--gt", type=Path, default=None, dest="official",
+                   help="official clip list (e.g. MEGC 2019 combined_3class_gt.csv) defining a composite exactly")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("synth", help=COMMANDS["synth"][1], description=COMMANDS["synth"][1])
@@ -278,6 +285,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="override a pipeline parameter, e.g. --set eye_mask=true --set flow=tvl1_opencv")
     p.add_argument("--cache", type=Path, default=None, help="cache folder (default $MERTK_CACHE or ~/.cache/mertk/features)")
     p.add_argument("--no-cache", action="store_true", help="compute everything, store nothing")
+    p.add_argument("--official", type=Path, default=None, help="official clip list defining a composite exactly")
     p.add_argument("--workers", type=int, default=0, help="processes (default: one per core, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -301,6 +309,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set train.epochs=50 --set features.eye_mask=false")
     p.add_argument("--cache", type=Path, default=None, help="feature cache (default $MERTK_CACHE or ~/.cache/mertk/features)")
+    p.add_argument("--official", type=Path, default=None,
+                   help="official clip list defining the recipe's composite exactly (sets data.official)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics and the run directory as JSON")
 

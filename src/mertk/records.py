@@ -9,7 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+
+def frame_runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive frame numbers: ``(27, 28, 29, 40)`` -> ``[(27, 29), (40, 40)]``."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return [(a, b) for a, b in runs]
+
+
+def format_runs(numbers: Sequence[int]) -> str:
+    """Frame numbers as compact runs: ``(27, 28, 29, 40)`` -> ``"27-29, 40"``."""
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in frame_runs(numbers))
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,15 @@ class ClipRecord:
     @property
     def has_frames(self) -> bool:
         return len(self.frames) > 0
+
+    @property
+    def missing_frames(self) -> tuple[int, ...]:
+        """Frame numbers absent between the first and the last frame found (the datasets number
+        frames consecutively, so a hole means a lost file)."""
+        if len(self.frame_numbers) < 2:
+            return ()
+        present = set(self.frame_numbers)
+        return tuple(n for n in range(self.frame_numbers[0], self.frame_numbers[-1] + 1) if n not in present)
 
     def index_of(self, frame_number: int) -> int:
         """Position in ``frames`` of an annotated frame number (raises ``ValueError`` if absent)."""

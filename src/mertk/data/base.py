@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import pandas as pd
 
 from ..errors import DataError
-from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip
+from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip, format_runs, frame_runs
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
@@ -292,7 +292,12 @@ class ClipDataset:
         """Return ``record`` with its frames listed from ``folder``, or record a skip saying why not.
 
         A clip keeps its annotation (it counts in ``clips``) even when its frames are absent or
-        inconsistent; the reason lands in ``skipped`` so ``info`` can say it.
+        inconsistent; the reason lands in ``skipped`` so ``info`` can say it. Annotation errors with a
+        principled fallback keep the clip and land in ``warnings``: an onset or offset beyond the
+        frames present is clipped to the frames found; an apex that is not among the clip's frames
+        becomes unknown (spotted by the pipeline); frames missing inside the interval are listed (the
+        pipeline skips such a clip unless ``allow_frame_gaps`` lets it interpolate them). A clip is
+        skipped only when no usable range of two frames or more remains.
         """
         from dataclasses import replace
 
@@ -311,35 +316,57 @@ class ClipDataset:
         if len(paths) == 1:
             self.skip(record.source, record.key, f"clip of one frame: {folder}")
             return record
-        for what, value in (("onset", record.onset), ("apex", record.apex), ("offset", record.offset)):
-            if value is not None and value not in numbers:
-                self.skip(
-                    record.source,
-                    record.key,
-                    f"{what} frame {value} not in {folder} (holds frames {numbers[0]}..{numbers[-1]})",
-                )
-                return record
+        first, last = numbers[0], numbers[-1]
+        lo = record.onset if record.onset is not None else first
+        hi = record.offset if record.offset is not None else last
+        if hi < first or lo > last:
+            self.skip(record.source, record.key,
+                      f"onset..offset {lo}..{hi} holds none of the frames in {folder} ({first}..{last})")
+            return record
+        if lo < first:
+            self.warn(record.source, record.key, f"onset {lo} before the first frame {first} in {folder}",
+                      f"clipped to the frames found: onset {first}")
+            lo = first
+        if hi > last:
+            self.warn(record.source, record.key, f"offset {hi} after the last frame {last} in {folder}",
+                      f"clipped to the frames found: offset {last}")
+            hi = last
         # keep the annotated interval when the folder holds more than it (raw recordings)
-        lo = record.onset if record.onset is not None else numbers[0]
-        hi = record.offset if record.offset is not None else numbers[-1]
         pairs = [(p, n) for p, n in zip(paths, numbers) if lo <= n <= hi]
         if len(pairs) < 2:
             self.skip(record.source, record.key, f"clip of one frame between onset {lo} and offset {hi}: {folder}")
             return record
-        return replace(record, frames=tuple(p for p, _ in pairs), frame_numbers=tuple(n for _, n in pairs))
+        kept = tuple(n for _, n in pairs)
+        lo, hi = kept[0], kept[-1]
+        apex = record.apex
+        if apex is not None and apex not in kept:
+            self.warn(record.source, record.key, f"apex frame {apex} not among the clip's frames {lo}..{hi} in {folder}",
+                      "apex unknown: spotted")
+            apex = None
+        attached = replace(record, frames=tuple(p for p, _ in pairs), frame_numbers=kept, onset=lo, offset=hi, apex=apex)
+        missing = attached.missing_frames
+        if missing:
+            longest = max(b - a + 1 for a, b in frame_runs(missing))
+            self.warn(record.source, record.key, f"frames {format_runs(missing)} missing inside {lo}..{hi} in {folder}",
+                      f"prepare skips the clip unless allow_frame_gaps >= {longest} interpolates them")
+        return attached
 
-    def check_interval(self, source: str, item: str, onset: int | None, apex: int | None, offset: int | None) -> bool:
-        """Validate onset <= apex <= offset; record a skip and return False otherwise."""
+    def check_interval(self, source: str, item: str, onset: int | None, offset: int | None) -> bool:
+        """Validate onset < offset; record a skip (no usable frame range) and return False otherwise."""
         if onset is not None and offset is not None and onset > offset:
             self.skip(source, item, f"onset {onset} after offset {offset}")
             return False
         if onset is not None and offset is not None and onset == offset:
             self.skip(source, item, f"clip of one frame (onset = offset = {onset})")
             return False
-        if apex is not None and ((onset is not None and apex < onset) or (offset is not None and apex > offset)):
-            self.skip(source, item, f"apex {apex} outside onset..offset {onset}..{offset}")
-            return False
         return True
+
+    def checked_apex(self, source: str, item: str, onset: int | None, apex: int | None, offset: int | None) -> int | None:
+        """``apex``, or ``None`` (spotted later) with a warning when it lies outside onset..offset."""
+        if apex is not None and ((onset is not None and apex < onset) or (offset is not None and apex > offset)):
+            self.warn(source, item, f"apex {apex} outside onset..offset {onset}..{offset}", "apex unknown: spotted")
+            return None
+        return apex
 
 
 class ImageDataset:

@@ -118,11 +118,12 @@ class SheetClipDataset(ClipDataset):
         if label.lower() not in self.labels:
             self.skip(source, key, f"unknown emotion {label!r} (known: {', '.join(self.labels)})")
             return None
-        if not self.check_interval(source, key, onset, apex, offset):
+        if not self.check_interval(source, key, onset, offset):
             return None
         if key in seen:
             self.skip(source, key, f"duplicate clip (first at {seen[key]})")
             return None
+        apex = self.checked_apex(source, key, onset, apex, offset)
         return ClipRecord(
             dataset=self.name,
             subject=f"{self.name}/{subject}",

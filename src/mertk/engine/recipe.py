@@ -46,12 +46,16 @@ class DataSpec:
             usual folder under ``--data`` (``CASME2``, ``SAMM``...; a composite uses ``--data`` itself).
         label_map: registered label map; ``None`` takes the composite's (required for single datasets).
         loader: keyword arguments of the loader (e.g. ``{cropped: true}`` for CASME II).
+        official: an official clip list defining a composite exactly (MEGC 2019's
+            ``combined_3class_gt.csv``), relative to ``--data`` unless absolute; ``None`` builds the
+            composite from the spreadsheets through the label map.
     """
 
     dataset: str
     root: str | None = None
     label_map: str | None = None
     loader: Mapping[str, Any] = field(default_factory=dict)
+    official: str | None = None
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,8 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
     label_map = get_label_map(name)
     if composite_map is None and not label_map.applies_to(recipe.data.dataset):
         raise RecipeError(f"recipe {recipe.name}: label map {name!r} has no classes for {recipe.data.dataset!r}")
+    if recipe.data.official is not None and entry.meta.get("kind") != "composite":
+        raise RecipeError(f"recipe {recipe.name}: data.official defines a composite; {recipe.data.dataset!r} is not one")
     if recipe.pretrain.dataset is not None:
         DATASETS.entry(recipe.pretrain.dataset)
         pre_map = get_label_map(recipe.pretrain.label_map or name)
@@ -534,6 +536,27 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
 # ---------------------------------------------------------------------------------------------
 
 
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file (an official list enters the run's identity by content); DataError if absent."""
+    if not Path(path).is_file():
+        raise DataError(path, "official clip list not found")
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def composite_summary(ds: Any) -> dict[str, Any] | None:
+    """How a composite was defined and its per-component table (``None`` for a single dataset)."""
+    from ..data.composite import Composite
+
+    if not isinstance(ds, Composite):
+        return None
+    return {
+        "definition": f"the official list {ds.official}" if ds.official is not None
+        else "built from the sheets, not the official list",
+        "components": ds.component_table(),
+        "official_check": ds.official_check,
+    }
+
+
 def _versions() -> dict[str, str]:
     import cv2
     import torch
@@ -650,9 +673,15 @@ def run_recipe(
     config = feature_config(recipe, len(classes))
     tconfig = train_config(recipe)
     root = resolve_root(recipe.data.dataset, recipe.data.root, data)
+    loader = dict(recipe.data.loader)
+    if recipe.data.official is not None:
+        official = Path(recipe.data.official).expanduser()
+        loader["official"] = official if official.is_absolute() else data / official
     resolved = {
         "recipe": recipe.to_dict(),
         "data_root": str(root),
+        **({"official_list": str(loader["official"]), "official_sha256": _file_digest(loader["official"])}
+           if "official" in loader else {}),
         "features": config.as_dict(),
         "train": _plain_config(tconfig),
         "classes": list(classes),
@@ -670,7 +699,7 @@ def run_recipe(
     start_all = time.perf_counter()
 
     t0 = time.perf_counter()
-    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], dict(recipe.data.loader))
+    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], loader)
     say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
     result = prepare(ds, config, cache_dir=cache, workers=workers, progress=progress, records=clips.records)
     extra: dict[float, dict[str, Any]] = {}
@@ -803,6 +832,8 @@ def run_recipe(
         "folds": fold_info,
         "classes_missing_from_training": {k: v for k, v in missing.items() if v},
         "empty_folds": [{"subject": s, "reason": "every clip of this subject was skipped"} for s in emptied],
+        "warnings": [w.as_dict() for w in getattr(ds, "warnings", [])],
+        "composite": composite_summary(ds),
         "skipped": {
             "loader": [s.as_dict() for s in clips.loader_skipped],
             "prepare": [s.as_dict() for s in result.skipped],

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import DataError, MertkError, PreprocessError
 from ..progress import ProgressBar
-from ..records import ClipRecord, ImageRecord, Skip
+from ..records import ClipRecord, ImageRecord, Skip, format_runs, frame_runs
 from ..registry import SPOTTERS
 from . import apex as _apex  # noqa: F401  (registers the apex spotters)
 from .cache import PIPELINE_VERSION, FeatureCache, cache_key
@@ -90,6 +90,8 @@ class PrepareConfig:
         flow_size: resize the cropped face to ``flow_size x flow_size`` before magnification, apex
             spotting and flow (0 keeps the crop's resolution). A smaller face makes the flow faster;
             the model input is resized to ``size`` either way.
+        allow_frame_gaps: interpolate runs of up to this many frames missing inside a clip's
+            onset..offset (0: a clip with a missing frame is skipped, naming the frames).
     """
 
     feature: str = "uvs"
@@ -109,6 +111,7 @@ class PrepareConfig:
     apex_plus_one: bool = False
     upsample: int = 1
     flow_size: int = 0
+    allow_frame_gaps: int = 0
 
     def __post_init__(self) -> None:
         if self.feature not in FEATURES:
@@ -121,6 +124,8 @@ class PrepareConfig:
             raise PreprocessError(f"unknown temporal normalisation {self.temporal!r}; choose from: tim, linear")
         for name in {self.apex, self.apex_fallback} - {"annotation"}:
             SPOTTERS.get(name)  # unknown spotters list the valid names
+        if self.allow_frame_gaps < 0:
+            raise PreprocessError(f"allow_frame_gaps must be >= 0, got {self.allow_frame_gaps}")
         if self.flow_size < 0:
             raise PreprocessError(f"flow_size must be >= 0 (0 keeps the crop's resolution), got {self.flow_size}")
         if len(self.size) != 2 or min(self.size) < 1:
@@ -330,11 +335,34 @@ def prepare_clip(record: ClipRecord, config: PrepareConfig) -> dict[str, np.ndar
     """
     if len(record.frames) < 2:
         raise PreprocessError(f"{record.key}: a clip of {len(record.frames)} frame(s); at least 2 are needed")
-    frames = read_frames(record.frames)
+    missing = record.missing_frames
+    longest = max((b - a + 1 for a, b in frame_runs(missing)), default=0)
+    if longest > config.allow_frame_gaps:
+        raise PreprocessError(f"{record.key}: frames {format_runs(missing)} missing inside "
+                              f"{record.frame_numbers[0]}..{record.frame_numbers[-1]} (--set allow_frame_gaps={longest} "
+                              "interpolates them)")
+    frames = fill_frame_gaps(read_frames(record.frames), record.frame_numbers)
     apex_index = None
     if config.apex == "annotation" and record.apex is not None:
-        apex_index = record.index_of(record.apex)
+        apex_index = record.apex - record.frame_numbers[0]
     return prepare_frames(frames, config, apex_index=apex_index, source=str(record.frames[0]))
+
+
+def fill_frame_gaps(frames: np.ndarray, numbers: Sequence[int]) -> np.ndarray:
+    """``frames`` (numbered ``numbers``) with every missing number in between linearly interpolated
+    from its two present neighbours; consecutive numbers come back unchanged."""
+    full = np.arange(numbers[0], numbers[-1] + 1)
+    if len(full) == len(numbers):
+        return frames
+    at = np.searchsorted(numbers, full)
+    out = np.empty((len(full),) + frames.shape[1:], dtype=frames.dtype)
+    for i, (n, j) in enumerate(zip(full, at)):
+        if numbers[j] == n:
+            out[i] = frames[j]
+        else:
+            w = (n - numbers[j - 1]) / (numbers[j] - numbers[j - 1])
+            out[i] = np.rint((1 - w) * frames[j - 1].astype(np.float32) + w * frames[j].astype(np.float32))
+    return out
 
 
 def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int | None = None,

@@ -175,6 +175,38 @@ def skipped_items(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _data(run: RunData) -> Section:
+    """How the data was defined (a composite's official list or its sheets), the per-component table,
+    and every annotation error that was repaired rather than losing the clip."""
+    r = run.results
+    blocks: list[Any] = []
+    composite = r.get("composite")
+    if composite:
+        blocks.append(Text(f"Composite: {composite.get('definition', 'n/a')}."))
+        rows = []
+        for component, row in (composite.get("components") or {}).items():
+            classes = ", ".join(f"{k} {v}" for k, v in (row.get("classes") or {}).items())
+            official = row.get("official")
+            rows.append([component, str(row.get("clips", "")), str(row.get("subjects", "")), classes,
+                         "" if not official else f"{official['clips']} clips, {official['subjects']} subjects: "
+                         + ", ".join(f"{k} {v}" for k, v in official["classes"].items())])
+        blocks.append(Table(["dataset", "clips", "subjects", "classes", "official list"], rows, numeric=(1, 2)))
+        check = composite.get("official_check")
+        if check:
+            blocks.append(Text(f"Against the sheets: {len(check['label_disagreements'])} label disagreements, "
+                               f"{len(check['only_official'])} clips only in the official list, "
+                               f"{len(check['only_sheets'])} only in the sheets (all in results.json)."))
+    warnings = r.get("warnings") or []
+    if warnings:
+        table = Table(["clip", "problem", "fallback", "row"],
+                      [[w.get("item", ""), w.get("problem", ""), w.get("fallback", ""), w.get("source", "")] for w in warnings])
+        blocks.append(Text(f"{len(warnings)} annotation error(s) repaired, the clips kept:", "warn"))
+        blocks.append(Details(f"all {len(warnings)} warnings", [table], open=len(warnings) <= 30))
+    else:
+        blocks.append(Text("No annotation error needed repairing.", "note"))
+    return Section("data", "Data", blocks)
+
+
 def _skipped(run: RunData) -> Section:
     rows = skipped_items(run.results)
     r = run.results
@@ -383,7 +415,7 @@ def build_sections(run: RunData, *, samples: int = 4) -> tuple[str, list[tuple[s
         _headline(run), _per_dataset(run), _per_class(run), _confusion(run), _curves(run),
         _mean_maps(run, features, feature_problem), sim_section,
         _saliency(run, features, checkpoint, model, samples, problem),
-        _timings(run), _skipped(run), _config(run), _reproduce(run, run.run_dir / FILES_DIR),
+        _timings(run), _data(run), _skipped(run), _config(run), _reproduce(run, run.run_dir / FILES_DIR),
     ]
     notes.update({"features": feature_problem, "model": model_problem, "similarity": sim})
     return title, meta, sections, notes

@@ -197,6 +197,8 @@ class _Clip:
     frames: tuple[int, ...] = ()  # frame numbers written on disk (empty: no folder)
     row_skip: str = ""  # expected reason when the row itself is rejected
     folder_skip: str = ""  # expected reason when the row is kept but its frames are not usable
+    warning: str = ""  # expected warning when an annotation error is repaired and the clip kept
+    warning_from_frames: bool = True  # the warning needs the frames on disk (else the sheet alone gives it)
 
 
 def _normal_clips(
@@ -231,11 +233,16 @@ def _awkward_clips(subject: int, labels: Sequence[str], filename: Callable[[int,
         _Clip(subject, subject, filename(subject, 24), base + 3, base + 3, base + 3, ok,
               row_skip=f"clip of one frame (onset = offset = {base + 3})"),
         _Clip(subject, subject, filename(subject, 25), base, base + 40, base + 5, ok,
-              row_skip=f"apex {base + 40} outside onset..offset {base}..{base + 5}"),
+              frames=tuple(range(base, base + 6)), warning=f"apex {base + 40} outside onset..offset {base}..{base + 5}", warning_from_frames=False),
         _Clip(subject, subject, filename(subject, 26), float(base), float(base + 2), float(base + 5), ok,
               frames=tuple(range(base, base + 6))),
         _Clip(subject, subject, filename(subject, 27), base + 0.5, base + 2, base + 5, ok,
               row_skip="not a whole frame number"),
+        _Clip(subject, subject, filename(subject, 28), base - 3, base + 2, base + 9, ok,
+              frames=tuple(range(base, base + 6)), warning=f"offset {base + 9} after the last frame"),
+        _Clip(subject, subject, filename(subject, 29), base, base + 2, base + 9, ok,
+              frames=tuple(n for n in range(base, base + 10) if n not in (base + 4, base + 5, base + 6)),
+              warning=f"frames {base + 4}-{base + 6} missing inside {base}..{base + 9}"),
     ]
 
 
@@ -270,8 +277,13 @@ def _account(
         "subjects": len({c.subject for c in kept}),
         "expected_skips": expected,
         "apex_missing": sorted(
-            f"{dataset}/{subject_id(c.subject)}/{c.filename}" for c in kept if c.apex in ("/", None)
+            f"{dataset}/{subject_id(c.subject)}/{c.filename}" for c in kept
+            if c.apex in ("/", None) or not c.onset <= c.apex <= c.offset
         ),
+        "expected_warnings": {
+            f"{dataset}/{subject_id(c.subject)}/{c.filename}": c.warning for c in kept
+            if c.warning and (frames or not c.warning_from_frames)
+        },
     }
 
 
