@@ -21,7 +21,7 @@ from mertk.errors import DataError
 from mertk.report import add_report_parser, cmd_report, fmt, write_report
 
 SECTIONS = ("Headline metrics", "Per dataset", "Per class", "Confusion matrix", "Training curves",
-            "Per-class mean inputs", "Feature similarity", "Sample saliency maps", "Timings", "Skipped items",
+            "Per-class mean inputs", "Feature similarity", "Sample saliency maps", "Timings", "Data", "Skipped items",
             "Resolved configuration", "Reproduce this run")
 
 
@@ -96,6 +96,10 @@ def test_every_section_and_image_present(run):
         assert f"<h2>{title}</h2>" in html and f"\n## {title}\n" in md
     assert summary["unavailable"] == {"features": None, "model": None}
     assert "Not available" not in md
+    data = _section(md, "Data")
+    assert "built from the sheets, not the official list" in data
+    for component, row in _results["composite"]["components"].items():
+        assert f"| {component} | {row['clips']} | {row['subjects']} |" in data
     # self-contained: every image a PNG data URI, no script, no external resource
     srcs = re.findall(r'<img src="([^"]+)"', html)
     assert len(srcs) == summary["images"] == 4 + 3  # confusion, curves, mean maps, cosine + 3 saliency
