@@ -17,11 +17,14 @@ from .composite import Composite, check_against_ground_truth
 from .labels import maps_for
 
 
-def describe(name: str, root: str | Path, *, annotation: str | Path | None = None, gt: str | Path | None = None) -> dict[str, Any]:
-    """Describe dataset ``name`` at ``root`` as a JSON-ready dict (see the module docstring)."""
+def describe(
+    name: str, root: str | Path, *, annotation: str | Path | None = None, gt: str | Path | None = None, **loader: Any
+) -> dict[str, Any]:
+    """Describe dataset ``name`` at ``root`` as a JSON-ready dict (see the module docstring); ``loader``
+    holds further loader keyword arguments (``allow_outside_root``)."""
     from . import open_dataset
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(loader)
     if annotation is not None:
         kwargs["annotation"] = annotation
     ds = open_dataset(name, root, **kwargs)
