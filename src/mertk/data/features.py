@@ -198,7 +198,7 @@ class MEGC2019Features(_FeatureBase):
     Records have ``dataset = "megc2019-features"`` (so label maps apply to the 0/1/2 ids), ``label``
     the class id as text, ``subject`` namespaced by the source dataset (``casme2/sub01``; inferred
     from the subject name when the csv has no dataset column) and ``extra`` ``source_dataset``.
-    Unknown classes and unreadable images are listed in ``skipped``.
+    Unknown classes and unreadable images are listed in ``skipped``. ``layout`` names the layout read.
     """
 
     name = "megc2019-features"
@@ -298,7 +298,6 @@ class MEGC2019Features(_FeatureBase):
 
     def _from_htnet(self, flat: Path, table: "_LabelCsv") -> None:
         self.layout = "HTNet flat folder"
-        self.images = flat
         on_disk: dict[str, list[Path]] = {}
         others = []
         for path in sorted(flat.iterdir()):
