@@ -6,6 +6,7 @@ exactly, and list every awkward row with the expected reason.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from mertk.data.base import au_numbers, cell_int, cell_text, count_labels, split_aus
+from mertk.data.base import au_numbers, cell_int, cell_text, count_labels, read_table, split_aus
 from mertk.data.casme import CASME
 from mertk.data.casme2 import CASME2
 from mertk.data.sheet import objective_roman, subject_number
@@ -29,6 +30,7 @@ from mertk.data.fake.micro import (
     write_fake_casme2,
     write_fake_samm,
     write_fake_smic,
+    write_fake_smic_apex,
     write_samm_coding,
 )
 from mertk.data.samm import SAMM
@@ -375,8 +377,65 @@ def test_smic_rejects_a_folder_without_subjects_and_an_annotation(tmp_path):
     with pytest.raises(DataError, match=re.escape(str(tmp_path)) + ": no SMIC-HS subject folders"):
         SMIC(tmp_path)
     write_fake_smic(tmp_path)
-    with pytest.raises(DataError, match="no annotation file"):
+    with pytest.raises(DataError, match="labels.xlsx: SMIC apex file not found"):
         SMIC(tmp_path, annotation=tmp_path / "labels.xlsx")
+    (tmp_path / "apex.csv").write_text("subject,clip,label\n1,s1_po_01,1\n")
+    with pytest.raises(DataError, match="apex.csv: no header row with columns subject, clip, apex_frame"):
+        SMIC(tmp_path, annotation=tmp_path / "apex.csv")
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_smic_apex_file_replaces_spotting_and_lists_every_disagreement(tmp_path, suffix):
+    write_fake_smic(tmp_path, awkward=True)
+    acc = write_fake_smic_apex(tmp_path, awkward=True, name=f"smic_apex{suffix}")
+    plain = SMIC(tmp_path)
+    ds = SMIC(tmp_path, annotation=acc["path"])
+    assert ds.annotation == acc["path"]
+    got = {r.key: r.apex for r in ds.records if r.apex is not None}
+    assert got == acc["apex"]
+    for r in ds.records:
+        assert r.apex_source.startswith(f"{acc['path']}, row ") == (r.apex is not None)
+        assert (r.onset, r.offset, r.frames, r.label) == next(
+            (p.onset, p.offset, p.frames, p.label) for p in plain.records if p.key == r.key)  # folders stay the clips
+    # the apex cell's row: every applied apex is the one written on that row
+    table, rows = read_table(acc["path"], ("subject", "clip", "apex_frame"))
+    by_row = dict(zip(rows, table["apex_frame"]))
+    for r in ds.records:
+        if r.apex is not None:
+            assert int(by_row[int(r.apex_source.rsplit(" ", 1)[1])]) == r.apex
+    assert {w.item: w.problem for w in ds.warnings}.keys() == acc["warnings"].keys()
+    for w in ds.warnings:
+        assert acc["warnings"][w.item] in w.problem and w.source.startswith(str(acc["path"]))
+    new_skips = [s for s in ds.skipped if s not in plain.skipped]
+    assert {s.item: s.reason for s in new_skips}.keys() == acc["expected_skips"].keys()
+    for s in new_skips:
+        assert acc["expected_skips"][s.item] in s.reason
+    no_row = [n for n in ds.notes if "have no row in" in n]
+    assert len(no_row) == 1 and no_row[0].startswith(f"{len(acc['no_row'])} clip(s)")
+    assert all(k in no_row[0] for k in acc["no_row"])
+    assert all(ds.records[i].apex is None for i, r in enumerate(ds.records) if r.key in acc["no_row"])
+
+
+def test_smic_apex_file_frame_paths_are_never_opened(tmp_path, monkeypatch):
+    write_fake_smic(tmp_path)
+    acc = write_fake_smic_apex(tmp_path)
+    opened = []
+    real = Path.is_file
+    monkeypatch.setattr(Path, "is_file", lambda self: opened.append(str(self)) or real(self))
+    ds = SMIC(tmp_path, annotation=acc["path"])
+    assert len([r for r in ds.records if r.apex is not None]) == len(acc["apex"]) > 0
+    assert not [p for p in opened if p.startswith("/data/SMIC")]
+
+
+def test_info_reports_the_smic_apex_file(tmp_path, capsys):
+    from mertk.cli import main
+
+    write_fake_smic(tmp_path)
+    acc = write_fake_smic_apex(tmp_path)
+    assert main(["info", "smic", str(tmp_path), "--annotation", str(acc["path"]), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["annotation"] == str(acc["path"])
+    assert report["rows_without_apex"] == report["clips"] - len(acc["apex"]) == 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,10 +35,26 @@ def _print_json(obj: Any) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def _loader_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``allow_outside_root=True`` for ``--allow-outside-root``, refused for a dataset whose loader reads no csv paths."""
+    import inspect
+
+    from .errors import MertkError as _Err
+    from .registry import DATASETS
+
+    if not args.allow_outside_root:
+        return {}
+    if "allow_outside_root" not in inspect.signature(DATASETS.get(args.dataset)).parameters:
+        readers = [n for n in DATASETS.names() if "allow_outside_root" in inspect.signature(DATASETS.get(n)).parameters]
+        raise _Err(f"--allow-outside-root applies to the datasets read from a label csv ({', '.join(readers)}), not {args.dataset!r}")
+    return {"allow_outside_root": True}
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .data.info import describe, format_info
 
-    report = describe(args.dataset, args.root, annotation=args.annotation, official=args.official)
+    report = describe(args.dataset, args.root, annotation=args.annotation, official=args.official,
+                      **_loader_kwargs(args))
     if args.json:
         _print_json(report)
     else:
@@ -88,7 +104,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise _Err("prepare: give exactly one of --features NAME or --model NAME")
     config = config_for_model(args.model) if args.model else config_for_feature(args.features)
     config = apply_overrides(config, args.set)
-    dataset = open_dataset(args.dataset, args.root, **({"official": args.official} if args.official else {}))
+    loader = {**_loader_kwargs(args), **({"official": args.official} if args.official else {})}
+    dataset = open_dataset(args.dataset, args.root, **loader)
     cache = None if args.no_cache else (args.cache or default_cache_dir())
     result = prepare(dataset, config, cache_dir=cache, workers=args.workers, progress=not (args.json or args.quiet))
     summary = result.summary()
@@ -258,6 +275,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--annotation", type=Path, default=None, help="annotation file, if not found under ROOT")
     p.add_argument("--official", "--gt", type=Path, default=None, dest="official",
                    help="official clip list (e.g. MEGC 2019 combined_3class_gt.csv) defining a composite exactly")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="read label-csv paths that leave ROOT (image-folder, megc2019-features); refused by default")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("synth", help=COMMANDS["synth"][1], description=COMMANDS["synth"][1])
@@ -286,6 +305,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=None, help="cache folder (default $MERTK_CACHE or ~/.cache/mertk/features)")
     p.add_argument("--no-cache", action="store_true", help="compute everything, store nothing")
     p.add_argument("--official", type=Path, default=None, help="official clip list defining a composite exactly")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="read label-csv paths that leave ROOT (image-folder, megc2019-features); refused by default")
     p.add_argument("--workers", type=int, default=0, help="processes (default: one per core, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

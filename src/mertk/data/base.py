@@ -24,6 +24,7 @@ from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip, format_run
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
+_DIGITS = re.compile(r"\d+")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,6 +67,13 @@ def find_dir(root: Path, candidates: Sequence[str]) -> Path | None:
         if path.is_dir():
             return path
     return None
+
+
+def id_key(text: Any) -> str:
+    """A subject or clip id for matching across files: lower case, stripped, every number without its
+    zero padding (``"028"`` and ``28`` -> ``"28"``; ``"s01_ne_05"`` -> ``"s1_ne_5"``; ``"EP02_01f"`` ->
+    ``"ep2_1f"``). Real files spell the same id with and without padding (issue 11)."""
+    return _DIGITS.sub(lambda m: str(int(m.group())), str(text).strip().lower())
 
 
 def natural_key(name: str) -> tuple:

@@ -18,14 +18,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import re
-
 import pandas as pd
 
 from ..errors import DataError
 from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip
 from ..registry import DATASETS, Registry
-from .base import count_labels, require_dir
+from .base import count_labels, id_key, require_dir
 from .labels import LabelMap, get_label_map
 
 # Folder names each component is commonly kept under inside a composite root.
@@ -244,15 +242,6 @@ _DATASET_COLUMNS = ("dataset", "database", "db", "data")
 _SUBJECT_COLUMNS = ("subject", "sub")
 _CLIP_COLUMNS = ("filename", "filename_o", "clip", "video", "sample", "name")
 _LABEL_COLUMNS = ("emotion", "label", "class", "emotion_class", "objective class", "objective_class", "emotion class")
-_DIGITS = re.compile(r"\d+")
-
-
-def id_key(text: Any) -> str:
-    """A subject or clip id for matching across files: lower case, every number without its zero
-    padding (``"028"`` and ``28`` -> ``"28"``; ``"s01_ne_05"`` -> ``"s1_ne_5"``; ``"EP02_01f"`` -> ``"ep2_1f"``)."""
-    return _DIGITS.sub(lambda m: str(int(m.group())), str(text).strip().lower())
-
-
 def _match_key(record: ClipRecord | ImageRecord) -> tuple[str, str, str]:
     subject = (record.subject or "").split("/", 1)[-1]
     clip = record.clip if isinstance(record, ClipRecord) else record.item

@@ -21,8 +21,9 @@ from .labels import maps_for
 
 
 def describe(name: str, root: str | Path, *, annotation: str | Path | None = None,
-             official: str | Path | None = None) -> dict[str, Any]:
-    """Describe dataset ``name`` at ``root`` as a JSON-ready dict (see the module docstring)."""
+             official: str | Path | None = None, **loader: Any) -> dict[str, Any]:
+    """Describe dataset ``name`` at ``root`` as a JSON-ready dict (see the module docstring); ``loader``
+    holds further loader keyword arguments (``allow_outside_root``)."""
     from ..registry import DATASETS
     from . import open_dataset
 
@@ -31,7 +32,7 @@ def describe(name: str, root: str | Path, *, annotation: str | Path | None = Non
         raise MertkError(f"--annotation applies to a single dataset, not to the composite {name!r}")
     if official is not None and not is_composite:
         raise MertkError(f"--official defines a composite from an official clip list; {name!r} is not a composite")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(loader)
     if annotation is not None:
         kwargs["annotation"] = annotation
     if official is not None:

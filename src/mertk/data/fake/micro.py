@@ -148,6 +148,19 @@ def smic_frame_name(n: int) -> str:
     return f"image{n:06d}.bmp"
 
 
+SMIC_APEX_COLUMNS = (
+    "data", "subject", "clip", "label", "onset_frame", "apex_frame", "offset_frame",
+    "onset_frame_path", "apex_frame_path", "offset_frame_path",
+)
+SMIC_APEX_CODES = {"negative": 0, "positive": 1, "surprise": 2}
+
+
+def write_smic_apex(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Write a community SMIC-HS apex table (``smic_apex.xlsx``, or ``.csv``) with the columns
+    :data:`SMIC_APEX_COLUMNS`; each row maps column names to cell values, written as given."""
+    return _write_table(path, SMIC_APEX_COLUMNS, [[row.get(c) for c in SMIC_APEX_COLUMNS] for row in rows])
+
+
 def write_casme_coding(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write one CASME section coding sheet (Subject, Filename, OnsetFrame, ApexFrame, OffsetFrame,
     Action Units, Emotion)."""
@@ -420,6 +433,72 @@ def write_fake_smic(
                 write_frame(non_micro / smic_frame_name(n), n)
     out = _account("smic", clips, lambda s: f"s{s}", frames, "frame folder holds no images")
     return {"root": str(root), "annotation": None, **out}
+
+
+def write_fake_smic_apex(root: Path, *, seed: int = 0, awkward: bool = False, name: str = "smic_apex.xlsx") -> dict:
+    """Write ``root/smic_apex.xlsx`` for the SMIC-HS tree already under ``root`` (see :func:`write_fake_smic`).
+
+    One row per clip folder of two or more frames under a known label, as the shared file has them:
+    subject a bare number, label 0/1/2, onset/offset the folder's first/last frame, an apex inside,
+    and absolute ``*_frame_path`` cells pointing outside ``root`` (a loader must never open them).
+    ``awkward`` leaves the first clip without a row, gives the second a disagreeing label, the third
+    an apex outside its frames, the fourth a zero-padded clip name (``s01_po_1``), the fifth an onset
+    before its first frame, and adds a row for a clip that has no folder, a duplicate row and a row of
+    another dataset. Returns ``path``, ``rows``, ``apex`` (clip key -> apex the loader must set),
+    ``no_row`` (clip keys), ``warnings`` (clip key -> problem fragment) and ``expected_skips``
+    (item -> reason fragment).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    clips = []
+    for label_dir in sorted((root / "HS").glob("s*/micro/*")):
+        for clip_dir in sorted(p for p in label_dir.iterdir() if p.is_dir()):
+            numbers = sorted(int(f.stem[len("image"):]) for f in clip_dir.glob("image*.bmp"))
+            if label_dir.name in SMIC_APEX_CODES:
+                clips.append((int(label_dir.parent.parent.name[1:]), label_dir.name, clip_dir.name, numbers))
+    rows: list[dict[str, Any]] = []
+    apex: dict[str, int] = {}
+    no_row: list[str] = []
+    warnings: dict[str, str] = {}
+    skips: dict[str, str] = {}
+    usable = [c for c in clips if len(c[3]) >= 2]
+    for k, (subject, label, clip, numbers) in enumerate(usable):
+        key = f"smic/s{subject}/{clip}"
+        value = int(numbers[int(rng.integers(1, len(numbers)))])
+        row = {
+            "data": "smic", "subject": subject, "clip": clip, "label": SMIC_APEX_CODES[label],
+            "onset_frame": numbers[0], "apex_frame": value, "offset_frame": numbers[-1],
+            **{f"{w}_frame_path": f"/data/SMIC/HS/s{subject}/micro/{label}/{clip}/{smic_frame_name(n)}"
+               for w, n in (("onset", numbers[0]), ("apex", value), ("offset", numbers[-1]))},
+        }
+        if awkward and k == 0:
+            no_row.append(key)
+            continue
+        if awkward and k == 1:
+            row["label"] = (SMIC_APEX_CODES[label] + 1) % 3
+            warnings[key] = f"label '{row['label']}'"
+        if awkward and k == 2:
+            row["apex_frame"] = value = numbers[-1] + 50
+            warnings[key] = f"apex_frame {value} not among the clip's frames"
+        if awkward and k == 3:
+            code, index = clip.split("_")[1:]
+            row["clip"] = f"s{subject:02d}_{code}_{int(index)}"
+        if awkward and k == 4:
+            row["onset_frame"] = numbers[0] - 1
+            warnings[key] = f"onset_frame {numbers[0] - 1}, the folder's onset frame is {numbers[0]}"
+        if not (awkward and k == 2):
+            apex[key] = value
+        rows.append(row)
+    no_row += [f"smic/s{s}/{c}" for s, _, c, n in clips if len(n) < 2]
+    if awkward:
+        first, last = rows[0], rows[-1]
+        rows += [{**last, "subject": 9, "clip": "s9_po_01"}, dict(last), {**first, "data": "casme2"}]
+        skips["smic/s9/s9_po_01"] = "no clip folder 's9_po_01'"
+        skips[f"smic/s{last['subject']}/{last['clip']}"] = "duplicate row"
+        skips[f"smic/s{first['subject']}/{first['clip']}"] = "data is 'casme2'"
+    path = write_smic_apex(root / name, rows)
+    return {"path": path, "rows": len(rows), "apex": apex, "no_row": sorted(no_row), "warnings": warnings,
+            "expected_skips": skips}
 
 
 def write_fake_casme(

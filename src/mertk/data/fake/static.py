@@ -322,3 +322,77 @@ def write_fake_image_folder(root: Path, *, images: int = 6, seed: int = 0, awkwa
         out.writerow(["path", "label", "subject", "dataset"])
         out.writerows(table)
     return {"root": root, "rows": len(table), "images": written, "skipped": len(skipped), "expected_skips": skipped}
+
+
+HTNET_FOLDER = "STSNet_whole_norm_u_v_os"
+HTNET_CSV = "combined_3_class2_for_optical_flow.csv"
+HTNET_HEADER = ("dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename")
+
+
+def write_htnet_features(root: Path, rows: Sequence[Sequence[str]], images: dict[str, np.ndarray]) -> Path:
+    """Write HTNet's copy of the MEGC 2019 features under ``root`` (the HTNet repository's top).
+
+    ``rows`` are (dataset, sub, filename_o, label, imagename) and go, as given, to
+    ``root/combined_3_class2_for_optical_flow.csv`` under HTNet's header (``apex`` and
+    ``sub_filename`` empty, as released). ``images`` maps file names (``'006_006_1_2 .png'``, with the
+    space) to 28x28x3 RGB arrays, written to ``root/datasets/STSNet_whole_norm_u_v_os/``. Returns the
+    image folder.
+    """
+    folder = Path(root) / "datasets" / HTNET_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, pixels in images.items():
+        _write_png(folder / name, pixels)
+    with (Path(root) / HTNET_CSV).open("w", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(HTNET_HEADER)
+        out.writerows([dataset, sub, clip, label, "", imagename, ""] for dataset, sub, clip, label, imagename in rows)
+    return folder
+
+
+def write_fake_htnet_features(root: Path, *, per_subject: int = 2, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
+    """HTNet's flat MEGC 2019 feature folder and csv (see :func:`write_htnet_features`) for two
+    subjects of each of CASME II, SMIC and SAMM, with the released file's quirks: a space before
+    ``.png``, an ``imagename`` column that is not the feature file (``s01_s1_ne_01.jpg``), and SAMM
+    subjects unpadded in the csv (``6``, ``28``) as in spreadsheet-resaved copies, padded on disk.
+
+    ``awkward`` adds a csv row without an image, an image without a row, a row of class 3 and a
+    ``.png`` that is not an image. Returns ``root``, ``folder``, ``csv``, ``rows`` (csv data rows),
+    ``images`` (file name -> dataset, subject, label, pixels) and ``expected_skips`` (file name ->
+    reason fragment).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    plan = {
+        "casme2": [("sub01", "sub01", "sub01", lambda k: f"EP{k + 2:02d}_01f"),
+                   ("sub02", "sub02", "sub02", lambda k: f"EP{k + 9:02d}_01")],
+        "smic": [("s01", "s01", "s1", lambda k: f"s01_ne_{k + 1:02d}"), ("s03", "s03", "s3", lambda k: f"s03_po_{k + 1:02d}")],
+        "samm": [("6", "006", "006", lambda k: f"006_1_{k + 2}"), ("28", "028", "028", lambda k: f"028_4_{k + 1}")],
+    }  # dataset -> (csv sub, sub on disk, the native loaders' id, clip of the k-th image)
+    rows: list[tuple[str, str, str, str, str]] = []
+    pixels: dict[str, np.ndarray] = {}
+    images: dict[str, dict[str, Any]] = {}
+    for dataset, subjects in plan.items():
+        for cell, padded, native, clip_of in subjects:
+            for k in range(per_subject):
+                clip, cls, image = clip_of(k), int(rng.integers(0, 3)), _face(rng, (28, 28, 3))
+                apex_name = f"{padded}_{clip.replace('s0', 's', 1) if dataset == 'smic' else clip}.jpg"
+                rows.append((dataset, cell, clip, str(cls), apex_name))
+                name = f"{padded}_{clip} .png"
+                pixels[name] = image
+                images[name] = {"dataset": dataset, "subject": f"{dataset}/{native}", "label": str(cls), "pixels": image}
+    skipped: dict[str, str] = {}
+    if awkward:
+        rows.append(("casme2", "sub02", "EP99_01", "0", "sub02_EP99_01.jpg"))
+        skipped["sub02_EP99_01 .png"] = "no image 'sub02_EP99_01 .png'"
+        pixels["s03_s03_sur_09 .png"] = _face(rng, (28, 28, 3))
+        skipped["s03_s03_sur_09 .png"] = "no row in"
+        rows.append(("samm", "28", "028_5_1", "3", "028_028_5_1.jpg"))
+        pixels["028_028_5_1 .png"] = _face(rng, (28, 28, 3))
+        skipped["028_028_5_1 .png"] = "unknown class '3'"
+        rows.append(("smic", "s01", "s01_sur_01", "2", "s01_s1_sur_01.jpg"))
+        skipped["s01_s01_sur_01 .png"] = "not a readable image"
+    folder = write_htnet_features(root, rows, pixels)
+    if awkward:
+        (folder / "s01_s01_sur_01 .png").write_text("not an image")
+    return {"root": root, "folder": folder, "csv": root / HTNET_CSV, "rows": len(rows), "images": images,
+            "skipped": len(skipped), "expected_skips": skipped}
