@@ -97,7 +97,8 @@ def block_histograms(codes: np.ndarray, grid: Sequence[int], bins: int) -> np.nd
     if min(rows, cols, times) < 1 or rows > h or cols > w or times > t:
         raise ModelError(f"LBP-TOP grid {tuple(grid)} does not fit the {t}x{h}x{w} voxels that have codes")
     edges = lambda n, k: np.minimum(np.arange(n) * k // n, k - 1)  # noqa: E731  (block index of each position)
-    block = (edges(h, rows)[None, :, None] * cols + edges(w, cols)[None, None, :]) * times + edges(t, times)[:, None, None]
+    spatial = edges(h, rows)[None, :, None] * cols + edges(w, cols)[None, None, :]
+    block = spatial * times + edges(t, times)[:, None, None]
     n_blocks = rows * cols * times
     out = np.empty((n_blocks, len(PLANES), bins), dtype=np.float64)
     for p in range(len(PLANES)):
