@@ -28,7 +28,9 @@ from mertk.models import (
 from mertk.models.strcn import RCL
 from mertk.registry import MODELS
 
-NAMES = list_models()
+NAMES = list_models("torch")
+#: Fitted models (fit / predict_proba on descriptors, e.g. LBP-TOP + SVM): checked apart, not as nets.
+CLASSICAL = list_models("classical")
 
 #: Cheaper configurations for the gradient / reset checks (same layers, smaller input).
 SMALL = {
@@ -77,6 +79,22 @@ def _seed() -> None:
 
 def test_every_family_is_registered() -> None:
     assert set(NAMES) == set(DEFAULT_CLASSES)
+    assert CLASSICAL == ["lbptop"] and set(list_models()) == set(NAMES) | set(CLASSICAL)
+    assert all(isinstance(create_model(n), nn.Module) for n in NAMES)
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_classical_model_fits_and_counts_its_weights(name: str) -> None:
+    model = create_model(name)
+    assert not isinstance(model, nn.Module) and model.kind == "classical"
+    assert model.input_spec == MODELS.entry(name).meta["input_spec"] and model.num_classes == 3
+    clip = torch.randint(0, 256, (model.input_spec.shape[1], 32, 32, 3), dtype=torch.uint8).numpy()
+    small = create_model(name, input_size=(model.input_spec.shape[1], 32, 32))
+    x = torch.rand(9, small.num_features).numpy()
+    assert small.descriptor(clip).shape == (small.num_features,)
+    probs = small.fit(x, [0, 1, 2] * 3).predict_proba(x)
+    assert probs.shape == (9, 3) and abs(float(probs.sum(axis=1).min()) - 1) < 1e-5
+    assert small.num_params == small.svm.coef_.size + small.svm.intercept_.size
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -137,11 +155,15 @@ def test_wrong_spatial_size_raises_for_fixed_fc_models(name: str) -> None:
 
 def test_describe_models_counts_and_keys() -> None:
     rows = describe_models()
-    assert [r["name"] for r in rows] == NAMES
+    assert [r["name"] for r in rows] == list_models()
     for r in rows:
-        assert set(r) == {"name", "params", "input", "feature", "paper", "description"}
+        assert set(r) == {"name", "kind", "params", "input", "feature", "paper", "description"}
         model = create_model(r["name"])
-        assert r["params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+        assert r["kind"] == ("classical" if r["name"] in CLASSICAL else "torch")
+        if r["kind"] == "torch":
+            assert r["params"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+        else:  # the linear SVM's weights and biases, one-vs-rest at the default grid
+            assert r["params"] == model.num_params == model.num_classes * (model.num_features + 1) > 0
         assert r["input"] == list(model.input_spec.shape)
         assert r["feature"] == model.input_spec.feature
         assert r["paper"] and r["description"]

@@ -18,6 +18,7 @@ EXPECTED = {
     "laenet-megc2019", "ststnet-megc2019", "shcnn-casme", "shcnn-casme2", "shcnn-samm", "shcnn-fer2013",
     "shcnn-ferplus", "c3d-casme", "c3d-casme2", "resnet-megc2018", "shallow-megc2018",
     "strcn-a-smic", "strcn-a-casme2", "strcn-a-samm", "strcn-g-smic", "strcn-g-casme2", "strcn-g-samm",
+    "lbptop-megc2019", "lbptop-casme2",
 }
 
 
@@ -88,6 +89,24 @@ def test_validation_errors(item, message):
     with pytest.raises(MertkError) as info:
         validate_recipe(recipe)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.epochs=5", "model lbptop is fitted, not trained"),
+    ("augment.flip=true", "model lbptop is fitted, not trained"),
+    ("final_model=true", "needs final_model: false"),
+])
+def test_classical_recipe_rejects_training_settings(item, message):
+    assert validate_recipe(load_recipe("lbptop-casme2"))["kind"] == "classical"
+    with pytest.raises(MertkError, match=message):
+        validate_recipe(load_recipe("lbptop-casme2", [item]))
+
+
+def test_lbptop_recipes_search_on_inner_folds():
+    for name in ("lbptop-casme2", "lbptop-megc2019"):
+        recipe = load_recipe(name)
+        assert recipe.protocol == "loso" and not recipe.final_model
+        assert set(recipe.model.kwargs["search"]) == {"grid", "radii", "C"}
 
 
 def test_unknown_recipe_lists_valid_ones():

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from mertk.engine.metrics import metrics_report, read_predictions
+from mertk.engine.recipe import load_recipe
 from mertk.engine.run import run_recipe
 
 TINY_SHCNN = ["model.kwargs.filters=[4, 4, 8]", "model.kwargs.hidden=[16]"]
@@ -35,6 +36,9 @@ SMOKE = {
                      "model.kwargs.steps=1", "augment.magnify=[8]", "augment.frame_select=[0.8]", "protocol=lovo",
                      "protocol_options.test_fraction=0.25"],
 }
+TINY_LBPTOP = ["model.kwargs.input_size=[8, 32, 32]",
+               "model.kwargs.search={grid: [[2, 2, 1], [4, 4, 1]], radii: [[1, 1, 1]], C: [0.1, 1.0]}"]
+SMOKE.update({"lbptop-casme2": TINY_LBPTOP, "lbptop-megc2019": TINY_LBPTOP})
 # The remaining recipes share a family's code with another dataset: the same tiny settings.
 TINY_STRCN = ["train.epochs=1", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4", "model.kwargs.steps=1",
               "augment.magnify=[]"]
@@ -77,7 +81,12 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     assert len(list((run_dir / "folds").glob("*.npz"))) == len(results["folds"])
     assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
-    _check_final_model(run_dir, results, synth_root)
+    if load_recipe(name).final_model:
+        _check_final_model(run_dir, results, synth_root)
+    else:  # a fitted (classical) model: no model.pt, its per-fold choice recorded instead
+        assert results["checkpoint"] is None and not (run_dir / "model.pt").exists()
+        for fold in results["folds"]:
+            assert fold["hyperparameters"]["grid"] in ([2, 2, 1], [4, 4, 1]) and fold["hyperparameters"]["C"] in (0.1, 1.0)
 
 
 def _check_final_model(run_dir, results, synth_root):

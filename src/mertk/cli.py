@@ -86,7 +86,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         width = max(len(r["name"]) for r in rows)
         for r in rows:
-            print(f"{r['name']:<{width}}  {r['params']:>10,d}  {str(tuple(r['input'])):<22} {r['paper']}")
+            note = "  [classical: fitted SVM weights]" if r["kind"] == "classical" else ""
+            print(f"{r['name']:<{width}}  {r['params']:>10,d}  {str(tuple(r['input'])):<22} {r['paper']}{note}")
     return 0
 
 

@@ -142,7 +142,7 @@ def train_config(recipe: Recipe, overrides: dict[str, Any] | None = None):
 def validate_recipe(recipe: Recipe) -> dict[str, Any]:
     """Check a recipe without touching data: model, dataset, label map, features, trainer, protocol.
 
-    Returns a summary (model, feature, classes, label map). Raises :class:`RecipeError` (or the
+    Returns a summary (model, its kind, feature, classes, label map). Raises :class:`RecipeError` (or the
     registry's UnknownNameError listing valid names) on the first problem.
     """
     from .. import models  # noqa: F401  (registers the models)
@@ -178,6 +178,13 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
                           f"{len(label_map.classes)} classes")
     config = feature_config(recipe, len(label_map.classes))
     train_config(recipe)
+    if MODELS.entry(recipe.model.name).meta["kind"] == "classical":
+        if recipe.train or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)():
+            raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} is fitted, not trained: it takes no "
+                              "train, pretrain or augment settings (its hyper-parameters: model.kwargs.search)")
+        if recipe.final_model or recipe.inference != "none":
+            raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} needs final_model: false and "
+                              "inference: none (model.pt checkpoints hold torch weights)")
     options = {"lovo": {"test_fraction"}}.get(recipe.protocol, set())
     unknown = sorted(set(recipe.protocol_options) - options - {"test_fraction"})
     if unknown:
@@ -198,7 +205,8 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features (hsi_flow), not {config.feature}")
     if recipe.inference == "ten_crop" and config.feature != "gray_face":
         raise RecipeError(f"recipe {recipe.name}: inference=ten_crop needs gray_face features, not {config.feature}")
-    return {"model": recipe.model.name, "feature": config.feature, "label_map": name, "classes": list(label_map.classes)}
+    return {"model": recipe.model.name, "kind": MODELS.entry(recipe.model.name).meta["kind"], "feature": config.feature,
+            "label_map": name, "classes": list(label_map.classes)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -653,6 +661,7 @@ def run_recipe(
 
     from ..preprocess.cache import PIPELINE_VERSION
     from ..preprocess.pipeline import prepare
+    from .classical import chosen_hyperparameters
     from .metrics import metrics_report, read_predictions
     from .protocols import classes_missing_from_train
     from .train import train_folds
@@ -719,8 +728,14 @@ def run_recipe(
     used = Clips(records, classes, y, clips.loader_skipped, clips.excluded,
                  None if clips.soft is None else clips.soft[keep])
     features = [by_id[_record_id(r)] for r in records]
-    crop = model_input_spec(recipe.model.name, {**recipe.model.kwargs, "num_classes": len(classes)}).shape[-1]
-    samples = build_samples(features, extra, config.feature, recipe, crop)
+    classical = summary["kind"] == "classical"
+    if classical:  # one sample per clip, kept as the pipeline's bytes: the model computes its descriptor
+        n = len(features)
+        samples = Samples(np.stack([np.asarray(f.arrays["x"]) for f in features]), np.arange(n),
+                          np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+    else:
+        crop = model_input_spec(recipe.model.name, {**recipe.model.kwargs, "num_classes": len(classes)}).shape[-1]
+        samples = build_samples(features, extra, config.feature, recipe, crop)
     clip_folds = _folds_for(recipe, used)
     if tconfig.select != "last":
         from .protocols import inner_validation
@@ -759,7 +774,12 @@ def run_recipe(
     t0 = time.perf_counter()
     todo = [f for f in folds if f.name not in done]
     if todo:
-        if config.feature == "strcn_pixels":
+        if classical:
+            from .classical import fit_folds
+
+            fit_folds(recipe.model.name, kwargs, samples.x, y, [r.subject or "" for r in records], folds,
+                      seed=recipe.seed, progress=progress, on_fold_done=on_done, skip_folds=set(done))
+        elif config.feature == "strcn_pixels":
             for fold in todo:  # the pixel mask is fitted on each fold's training clips
                 train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
                 x = torch.from_numpy(strcn_inputs(samples, train_originals)[0])
@@ -806,7 +826,8 @@ def run_recipe(
         fold_info.append({"fold": fold.name, "train_samples": len(fold.train), "val_samples": len(fold.val),
                           "test_samples": len(fold.test), "selected_epoch": saved.selected_epoch or None,
                           "test_clips": len(set(owners.tolist())), "seconds": round(saved.seconds, 2),
-                          "missing_classes": missing.get(fold.name, []), "resumed": fold.name in resumed})
+                          "missing_classes": missing.get(fold.name, []), "resumed": fold.name in resumed,
+                          **({"hyperparameters": chosen_hyperparameters(saved.history)} if classical else {})})
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -824,7 +845,7 @@ def run_recipe(
         "seed": recipe.seed,
         "metrics": {k: report[k] for k in ("accuracy", "uf1", "uar", "macro_f1", "n") if k in report},
         "report": report,
-        "selection": tconfig.select,
+        "selection": "inner subject-wise folds (hyperparameters per fold)" if classical else tconfig.select,
         "best_test_epoch_inflated": inflated,
         "clips_used": len(records),
         "clips_tested": len(frame),

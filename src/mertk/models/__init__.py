@@ -10,9 +10,10 @@ package registers them all in :data:`mertk.registry.MODELS`.
 """
 
 from ._base import FEATURES, InputSpec, MerModel, ModelError, count_params
-from ._registry import create_model, describe_models, list_models, register_model
-from . import c3d_vgg, offapexnet, resnet_reduced, shallow, shcnn, strcn, ststnet  # noqa: F401  (registration)
+from ._registry import MODEL_KINDS, create_model, describe_models, list_models, model_kind, register_model
+from . import c3d_vgg, lbptop, offapexnet, resnet_reduced, shallow, shcnn, strcn, ststnet  # noqa: F401  (registration)
 from .c3d_vgg import C3DVGG
+from .lbptop import LBPTOPSVM
 from .offapexnet import OffApexNet
 from .resnet_reduced import ResNetReduced
 from .shallow import ShallowNet
@@ -22,7 +23,7 @@ from .ststnet import LAENet, STSTNet, StreamNet
 
 __all__ = [
     "FEATURES", "InputSpec", "MerModel", "ModelError", "count_params",
-    "create_model", "describe_models", "list_models", "register_model",
-    "C3DVGG", "OffApexNet", "ResNetReduced", "ShallowNet", "SHCNN", "RCL", "STRCN",
+    "MODEL_KINDS", "create_model", "describe_models", "list_models", "model_kind", "register_model",
+    "C3DVGG", "LBPTOPSVM", "OffApexNet", "ResNetReduced", "ShallowNet", "SHCNN", "RCL", "STRCN",
     "LAENet", "STSTNet", "StreamNet",
 ]

@@ -23,9 +23,17 @@ from ._base import InputSpec, MerModel, count_params
 Factory = Callable[..., MerModel]
 
 
-def register_model(name: str, *, paper: str, description: str, input_spec: InputSpec) -> Callable[[Factory], Factory]:
+#: What a registered model is: a torch :class:`MerModel` trained by gradient, or a classical
+#: estimator fitted in closed form (``fit`` / ``predict_proba`` on descriptors, :mod:`mertk.engine.classical`).
+MODEL_KINDS = ("torch", "classical")
+
+
+def register_model(name: str, *, paper: str, description: str, input_spec: InputSpec,
+                   kind: str = "torch") -> Callable[[Factory], Factory]:
     """Decorator registering a model factory in :data:`mertk.registry.MODELS`."""
-    return MODELS.register(name, paper=paper, description=description, input_spec=input_spec)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind {kind!r} is unknown; choose from: {', '.join(MODEL_KINDS)}")
+    return MODELS.register(name, paper=paper, description=description, input_spec=input_spec, kind=kind)
 
 
 def create_model(name: str, **kwargs: Any) -> MerModel:
@@ -37,27 +45,34 @@ def create_model(name: str, **kwargs: Any) -> MerModel:
     return MODELS.get(name)(**kwargs)
 
 
-def list_models() -> list[str]:
-    """Sorted names of all registered models."""
-    return MODELS.names()
+def list_models(kind: str | None = None) -> list[str]:
+    """Sorted names of the registered models (of one :data:`MODEL_KINDS` kind when given)."""
+    return [n for n in MODELS.names() if kind is None or model_kind(n) == kind]
+
+
+def model_kind(name: str) -> str:
+    """``torch`` or ``classical`` (see :data:`MODEL_KINDS`)."""
+    return MODELS.entry(name).meta["kind"]
 
 
 def describe_models() -> list[dict[str, Any]]:
     """One row per model at its default configuration.
 
-    Keys: ``name``, ``params`` (learnable parameters), ``input`` (shape without batch, as a list),
-    ``feature``, ``paper``, ``description``. Models are built on the ``meta`` device, so no weights
-    are allocated or initialised.
+    Keys: ``name``, ``kind``, ``params``, ``input`` (shape without batch, as a list), ``feature``,
+    ``paper``, ``description``. ``params`` is the learnable parameter count of a torch model, and
+    the number of fitted weights of a classical one (a linear SVM's weights and biases). Torch models
+    are built on the ``meta`` device, so no weights are allocated or initialised.
     """
     rows = []
     for entry in MODELS:
         with torch.device("meta"):
-            model: nn.Module = entry.obj()
+            model: Any = entry.obj()
         spec: InputSpec = entry.meta["input_spec"]
         rows.append(
             {
                 "name": entry.name,
-                "params": count_params(model),
+                "kind": entry.meta["kind"],
+                "params": count_params(model) if isinstance(model, nn.Module) else model.num_params,
                 "input": list(spec.shape),
                 "feature": spec.feature,
                 "paper": entry.meta["paper"],
