@@ -32,7 +32,7 @@ SMOKE = {
     "strcn-g-smic": ["train.epochs=1", "model.kwargs.input_size=[64, 48]", "model.kwargs.num_rcl=2",
                      "model.kwargs.num_maps=4", "model.kwargs.steps=1", "augment.magnify=[]"],
     "strcn-a-smic": ["train.epochs=1", "features.size=[32, 24]", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4",
-                     "model.kwargs.steps=1", "augment.magnify=[8]", "augment.frame_select=[0.8]", "protocol=lovo",
+                     "model.kwargs.steps=1", "augment.magnify=[5]", "augment.frame_select=[0.8]", "protocol=lovo",
                      "protocol_options.test_fraction=0.25"],
 }
 # The remaining recipes share a family's code with another dataset: the same tiny settings.
@@ -78,6 +78,33 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
     _check_final_model(run_dir, results, synth_root)
+    if name == "strcn-a-smic":
+        _check_strcn_magnified_mask(run_dir, results, synth_root, cache)
+
+
+def _check_strcn_magnified_mask(run_dir, results, synth_root, cache):
+    """Every clip is prepared at alpha 8; training gives (alpha 8 + alpha 5) x (all frames + 80%) = 4
+    samples per clip; the saved mask is fitted on the alpha-8 frames of the training clips."""
+    import numpy as np
+
+    from mertk.data import open_dataset
+    from mertk.engine.checkpoint import load_checkpoint
+    from mertk.engine.recipe import load_recipe
+    from mertk.engine.run import feature_config, load_clips, prepare_config
+    from mertk.preprocess.eyemask import fit_strcn_mask
+    from mertk.preprocess.pipeline import prepare
+
+    assert results["samples"] == 4 * results["clips_used"]
+    ckpt = load_checkpoint(run_dir)
+    config = ckpt.prepare_config()
+    assert config.magnify == 8.0 and config.align == "lwm" and config.frame_select == ()
+    recipe = load_recipe("strcn-a-smic", SMOKE["strcn-a-smic"])
+    assert feature_config(recipe, 3) == config
+    ds, clips = load_clips("smic", synth_root / "SMIC", "megc2019", {})
+    prepared = prepare(ds, prepare_config(recipe, config), cache_dir=cache, records=clips.records, progress=False)
+    assert prepared.hits == len(prepared.features) == results["clips_used"]  # the run's own features
+    mask = fit_strcn_mask([f.x for f in prepared.features], percentile=30)
+    np.testing.assert_array_equal(ckpt.arrays["strcn_mask"].astype(bool), mask)
 
 
 def _check_final_model(run_dir, results, synth_root):
