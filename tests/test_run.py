@@ -104,7 +104,7 @@ def _check_strcn_magnified_mask(run_dir, results, synth_root, cache):
     prepared = prepare(ds, prepare_config(recipe, config), cache_dir=cache, records=clips.records, progress=False)
     assert prepared.hits == len(prepared.features) == results["clips_used"]  # the run's own features
     mask = fit_strcn_mask([f.x for f in prepared.features], percentile=30)
-    np.testing.assert_array_equal(ckpt.arrays["strcn_mask"].astype(bool), mask)
+    np.testing.assert_array_equal(np.asarray(ckpt.arrays["strcn_mask"]).astype(bool), mask)
 
 
 def _check_final_model(run_dir, results, synth_root):
