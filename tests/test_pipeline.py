@@ -225,3 +225,60 @@ def test_alignment_removes_a_head_shift_and_magnification_runs(casme2, tmp_path)
     assert residual < 0.25 * shift
     magnified = prepare(casme2, raw.replace(magnify=8.0), records=casme2.usable()[:1], workers=1, progress=False)
     assert not magnified.skipped and np.isfinite(magnified.features[0].x).all()
+
+
+def _ramp_clip(t: int = 20) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, size=(40, 32, 3))
+    return np.stack([np.clip(base + 4 * i, 0, 255) for i in range(t)]).astype(np.uint8)
+
+
+def test_strcn_frame_select_picks_raw_frames_before_temporal_normalisation():
+    from mertk.preprocess.pipeline import prepare_frames, select_frames
+
+    frames = _ramp_clip()
+    points = np.full((68, 2), 10.0, dtype=np.float32)
+    idx = select_frames(frames, 0.6, 8.0)
+    assert idx[0] == 0 and len(idx) == 12 and (np.diff(idx) > 0).all()
+    np.testing.assert_array_equal(idx, select_frames(frames, 0.6, 8.0))  # deterministic
+    assert not np.array_equal(idx, select_frames(frames, 0.6, 9.0))  # each factor draws its own subset
+    config = config_for_feature("strcn_pixels", crop="none", size=(16, 12), frames=10, frame_select=(0.9, 0.6))
+    out = prepare_frames(frames, config, apex_index=5, landmarks=points)
+    assert out["x"].shape == (10, 16, 12, 3) and out["x_select"].shape == (2, 10, 16, 12, 3)
+    plain = config.replace(frame_select=())
+    for k, share in enumerate(config.frame_select):
+        subset = frames[select_frames(frames, share, 0.0)]
+        # the selected raw frames, then TIM to 10 frames (not a selection of the 10 normalised frames)
+        expected = prepare_frames(subset, plain, apex_index=1, landmarks=points)["x"]
+        np.testing.assert_array_equal(out["x_select"][k], expected)
+    np.testing.assert_array_equal(out["x"], prepare_frames(frames, plain, apex_index=5, landmarks=points)["x"])
+    with pytest.raises(PreprocessError, match="frame-sequence features"):
+        config_for_feature("uvs", frame_select=(0.8,))
+
+
+def test_strcn_g_spots_its_apex_on_the_magnified_frames(monkeypatch):
+    import mertk.preprocess.magnify as magnify
+    import mertk.preprocess.pipeline as pipeline
+    from mertk.engine.recipe import load_recipe
+    from mertk.engine.run import feature_config
+
+    recipe = load_recipe("strcn-g-casme2", ["features.align=none", "features.crop=none"])
+    config = feature_config(recipe, 4)
+    assert config.magnify == 8.0 and config.apex == "std_diff"
+    seen = {}
+    real_magnify, real_spot = magnify.magnify_clip, pipeline._spot_apex
+
+    def magnify_clip(frames, alpha):
+        seen["alpha"], seen["magnified"] = alpha, real_magnify(frames, alpha=alpha)
+        return seen["magnified"]
+
+    def spot(frames, points, spotter, cfg):
+        seen["spotted"] = (spotter, frames.copy())
+        return real_spot(frames, points, spotter, cfg)
+
+    monkeypatch.setattr(magnify, "magnify_clip", magnify_clip)
+    monkeypatch.setattr(pipeline, "_spot_apex", spot)
+    out = pipeline.prepare_frames(_ramp_clip(), config, landmarks=np.full((68, 2), 10.0, dtype=np.float32))
+    assert seen["alpha"] == 8.0 and seen["spotted"][0] == "std_diff"
+    np.testing.assert_array_equal(seen["spotted"][1], seen["magnified"])
+    assert str(out["apex_source"]) == "spotted:std_diff"

@@ -10,7 +10,8 @@ import pytest
 
 from mertk.engine.protocols import Fold
 from mertk.engine.recipe import RecipeError, list_recipes, load_recipe
-from mertk.engine.run import Samples, aggregate, feature_config, sample_folds, ten_crops, validate_recipe
+from mertk.engine.run import (Samples, aggregate, build_samples, feature_config, magnify_levels, prepare_config,
+                              sample_folds, strcn_inputs, ten_crops, train_config, validate_recipe)
 from mertk.errors import MertkError, UnknownNameError
 from mertk.registry import MODELS, RECIPES
 
@@ -150,3 +151,90 @@ def test_sample_folds_never_test_augmented_samples_nor_train_test_clips():
     samples = Samples(np.zeros((7, 1)), owner, train_only, np.zeros(7, bool))
     (fold,) = sample_folds([Fold("f", (0, 2), (1,))], samples)
     assert fold.train == (0, 1, 4, 5, 6) and fold.test == (2,)
+
+
+STRCN = sorted(n for n in EXPECTED if n.startswith("strcn-"))
+PAPER_FACTORS = tuple(float(a) for a in range(5, 15))
+
+
+@pytest.mark.parametrize("name", STRCN)
+def test_strcn_recipes_magnify_every_clip_at_8_align_lwm_and_augment_x50(name):
+    recipe = load_recipe(name)
+    config = feature_config(recipe, len(validate_recipe(recipe)["classes"]))
+    assert config.magnify == 8.0 and config.align == "lwm"  # test clips too (paper: alpha = 8 at test time)
+    assert recipe.augment.magnify == PAPER_FACTORS
+    assert magnify_levels(recipe, config) == [a for a in PAPER_FACTORS if a != 8.0]
+    if name.startswith("strcn-a"):
+        assert recipe.augment.frame_select == (0.9, 0.8, 0.7, 0.6)
+        assert prepare_config(recipe, config).frame_select == (0.9, 0.8, 0.7, 0.6)
+    cheaper = load_recipe(name, ["augment.magnify=[5,8,11,14]"])
+    assert magnify_levels(cheaper, config) == [5.0, 11.0, 14.0]
+
+
+def test_c3d_recipes_halve_the_lr_every_20000_iterations():
+    for name in ("c3d-casme", "c3d-casme2"):
+        cfg = train_config(load_recipe(name))
+        assert (cfg.lr, cfg.lr_step_iters, cfg.lr_step_factor) == (1e-4, 20000, 0.5)
+
+
+def test_frame_selection_is_an_augmentation_of_fixed_length_clips():
+    with pytest.raises(MertkError, match="use augment.frame_select"):
+        validate_recipe(load_recipe("strcn-a-smic", ["features.frame_select=[0.5]"]))
+    with pytest.raises(MertkError, match="frames > 0"):
+        validate_recipe(load_recipe("c3d-casme", ["features.frames=0", "augment.frame_select=[0.5]"]))
+
+
+class _Feat:
+    def __init__(self, record, arrays):
+        self.record, self.arrays = record, arrays
+
+
+def test_strcn_samples_multiply_magnification_by_frame_selection():
+    """Every magnification level (the clips' own alpha 8 and the 9 other factors) gives one copy from
+    all frames and one per frame-selection share: 10 x 5 = 50 training samples per clip, 1 test sample."""
+    from mertk.records import ClipRecord
+
+    recipe = load_recipe("strcn-a-smic")
+    config = feature_config(recipe, 3)
+    levels, shares = magnify_levels(recipe, config), prepare_config(recipe, config).frame_select
+    records = [ClipRecord(dataset="smic", subject=f"s{i}", clip=f"c{i}", label="positive", frames=()) for i in range(3)]
+
+    def clip(i, alpha, k):  # colour channels tag the clip, the factor and the share
+        x = np.zeros((4, 8, 6, 3), dtype=np.uint8)
+        x[..., 0], x[..., 1], x[..., 2] = i, alpha, k
+        return x
+
+    def arrays(i, alpha):
+        return {"x": clip(i, alpha, 0), "x_select": np.stack([clip(i, alpha, k + 1) for k in range(len(shares))])}
+
+    features = [_Feat(r, arrays(i, 8)) for i, r in enumerate(records)]
+    extra = {a: {r.key: _Feat(r, arrays(i, a)) for i, r in enumerate(records)} for a in levels}
+    samples = build_samples(features, extra, "strcn_pixels", recipe, None)
+    assert len(levels) + 1 == 10 and len(shares) + 1 == 5
+    for i in range(3):
+        mine = samples.owner == i
+        assert mine.sum() == 50 and (mine & ~samples.train_only).sum() == 1
+        (test,) = np.flatnonzero(mine & ~samples.train_only)
+        np.testing.assert_array_equal(samples.x[test], features[i].arrays["x"])  # the alpha-8 clip, all frames
+        assert len({samples.x[j].tobytes() for j in np.flatnonzero(mine)}) == 50
+    small = load_recipe("strcn-a-smic", ["augment.magnify=[5]", "augment.frame_select=[0.8]"])
+    levels = magnify_levels(small, config)
+    features = [_Feat(r, {"x": arrays(i, 8)["x"], "x_select": arrays(i, 8)["x_select"][:1]}) for i, r in enumerate(records)]
+    extra = {5.0: {r.key: _Feat(r, {"x": arrays(i, 5)["x"], "x_select": arrays(i, 5)["x_select"][:1]})
+                   for i, r in enumerate(records)}}
+    assert levels == [5.0] and len(build_samples(features, extra, "strcn_pixels", small, None)) == 3 * 2 * 2
+
+
+def test_strcn_mask_is_fitted_on_the_training_clips_only():
+    x = np.zeros((4, 3, 8, 6, 3), dtype=np.uint8)
+    x[0, 1:, 0:2, :] = 200  # training clip: motion in the top rows
+    x[1, 1:, 6:8, :] = 250  # its augmented copy: motion in the bottom rows
+    x[2, 1:, 3:5, :] = 255  # test clip: motion in the middle rows
+    x[3, 1:, :, :] = 255
+    samples = Samples(x, np.array([0, 0, 1, 1]), np.array([False, True, False, True]), np.zeros(4, bool))
+    (fold,) = sample_folds([Fold("f", (0,), (1,))], samples)
+    train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
+    inputs, mask = strcn_inputs(samples, train_originals)
+    assert train_originals.tolist() == [0]
+    assert mask.sum() == round(0.3 * 48) and mask[0:2].all() and not mask[3:].any()
+    assert inputs.shape == (4, 3, mask.sum(), 3)

@@ -33,15 +33,16 @@ SMOKE = {
     "strcn-g-smic": ["train.epochs=1", "model.kwargs.input_size=[64, 48]", "model.kwargs.num_rcl=2",
                      "model.kwargs.num_maps=4", "model.kwargs.steps=1", "augment.magnify=[]"],
     "strcn-a-smic": ["train.epochs=1", "features.size=[32, 24]", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4",
-                     "model.kwargs.steps=1", "augment.magnify=[8]", "augment.frame_select=[0.8]", "protocol=lovo",
+                     "model.kwargs.steps=1", "augment.magnify=[5]", "augment.frame_select=[0.8]", "protocol=lovo",
                      "protocol_options.test_fraction=0.25"],
 }
 TINY_LBPTOP = ["model.kwargs.input_size=[8, 32, 32]",
                "model.kwargs.search={grid: [[2, 2, 1], [4, 4, 1]], radii: [[1, 1, 1]], C: [0.1, 1.0]}"]
 SMOKE.update({"lbptop-casme2": TINY_LBPTOP, "lbptop-megc2019": TINY_LBPTOP})
-# The remaining recipes share a family's code with another dataset: the same tiny settings.
+# The remaining recipes share a family's code with another dataset: the same tiny settings (LWM
+# alignment, which detects the face on every frame, runs end to end in the two strcn-*-smic runs).
 TINY_STRCN = ["train.epochs=1", "model.kwargs.num_rcl=2", "model.kwargs.num_maps=4", "model.kwargs.steps=1",
-              "augment.magnify=[]"]
+              "augment.magnify=[]", "features.align=none"]
 SMOKE.update({
     "shcnn-samm": SMOKE["shcnn-casme2"],
     "strcn-g-casme2": [*TINY_STRCN, "model.kwargs.input_size=[64, 48]"],
@@ -83,10 +84,37 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
     if load_recipe(name).final_model:
         _check_final_model(run_dir, results, synth_root)
+        if name == "strcn-a-smic":
+            _check_strcn_magnified_mask(run_dir, results, synth_root, cache)
     else:  # a fitted (classical) model: no model.pt, its per-fold choice recorded instead
         assert results["checkpoint"] is None and not (run_dir / "model.pt").exists()
         for fold in results["folds"]:
             assert fold["hyperparameters"]["grid"] in ([2, 2, 1], [4, 4, 1]) and fold["hyperparameters"]["C"] in (0.1, 1.0)
+
+
+def _check_strcn_magnified_mask(run_dir, results, synth_root, cache):
+    """Every clip is prepared at alpha 8; training gives (alpha 8 + alpha 5) x (all frames + 80%) = 4
+    samples per clip; the saved mask is fitted on the alpha-8 frames of the training clips."""
+    import numpy as np
+
+    from mertk.data import open_dataset
+    from mertk.engine.checkpoint import load_checkpoint
+    from mertk.engine.recipe import load_recipe
+    from mertk.engine.run import feature_config, load_clips, prepare_config
+    from mertk.preprocess.eyemask import fit_strcn_mask
+    from mertk.preprocess.pipeline import prepare
+
+    assert results["samples"] == 4 * results["clips_used"]
+    ckpt = load_checkpoint(run_dir)
+    config = ckpt.prepare_config()
+    assert config.magnify == 8.0 and config.align == "lwm" and config.frame_select == ()
+    recipe = load_recipe("strcn-a-smic", SMOKE["strcn-a-smic"])
+    assert feature_config(recipe, 3) == config
+    ds, clips = load_clips("smic", synth_root / "SMIC", "megc2019", {})
+    prepared = prepare(ds, prepare_config(recipe, config), cache_dir=cache, records=clips.records, progress=False)
+    assert prepared.hits == len(prepared.features) == results["clips_used"]  # the run's own features
+    mask = fit_strcn_mask([f.x for f in prepared.features], percentile=30)
+    np.testing.assert_array_equal(np.asarray(ckpt.arrays["strcn_mask"]).astype(bool), mask)
 
 
 def _check_final_model(run_dir, results, synth_root):

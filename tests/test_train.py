@@ -22,6 +22,7 @@ from mertk.engine.train import (
     l2_penalty,
     lr_at,
     make_optimizer,
+    make_scheduler,
     train_folds,
     train_one_epoch,
 )
@@ -141,6 +142,33 @@ def test_lr_decays_once_per_epoch():
     for batched in (False, True):
         (result,) = train_folds("laenet", KW, x, y, folds[:1], cfg, batched=batched, progress=False)
         assert [row["lr"] for row in result.history] == pytest.approx([0.1, 0.08, 0.064])
+
+
+def test_lr_step_schedule_counts_optimizer_steps():
+    x, y, folds = toy(2)
+    n = len(folds[0].train)
+    steps_per_epoch = -(-n // 4)
+    cfg = TrainConfig(epochs=4, batch_size=4, optimizer="sgd", lr=0.1, lr_step_iters=3, lr_step_factor=0.5, threads=1)
+    model = create_model("laenet", **KW)
+    opt = make_optimizer(model, cfg)
+    scheduler = make_scheduler(opt, cfg)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        train_one_epoch(model, x, y, opt, cfg, g, scheduler=scheduler)
+    steps = 2 * -(-len(x) // 4)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** (steps // 3))
+    assert lr_at(cfg, 0, steps) == pytest.approx(0.1 * 0.5 ** (steps // 3))
+    expected = [0.1 * 0.5 ** ((e * steps_per_epoch) // 3) for e in range(4)]
+    assert len(set(expected)) > 2  # the schedule steps more than once within the run
+    for batched in (False, True):
+        (result,) = train_folds("laenet", KW, x, y, folds[:1], cfg, batched=batched, progress=False)
+        assert [row["lr"] for row in result.history] == pytest.approx(expected)
+    decayed = TrainConfig(epochs=2, batch_size=4, lr=0.1, lr_decay=0.8, lr_step_iters=steps_per_epoch, threads=1)
+    (result,) = train_folds("laenet", KW, x, y, folds[:1], decayed, batched=False, progress=False)
+    assert [row["lr"] for row in result.history] == pytest.approx([0.1, 0.1 * 0.8 * 0.5])
+    with pytest.raises(TrainError, match="lr_step_factor"):
+        TrainConfig(lr_step_factor=0)
+    assert make_scheduler(opt, TrainConfig()) is None
 
 
 def test_epoch_indices_steps_and_top_up():

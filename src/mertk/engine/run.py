@@ -18,7 +18,10 @@ batch in progress.
 
 Samples and clips: a clip (or image) may give several samples. SHCNN classifies every flow image of a
 clip and votes; ten-crop evaluation sums the scores of ten crops; augmentations (apex+1 flow, flips,
-rotations, magnification, frame selection) add training-only samples. Folds are built over clips by
+rotations, magnification, frame selection) add training-only samples. Magnification and frame
+selection multiply (STRCN): every factor of ``augment.magnify`` (besides the clip's own
+``features.magnify``) and the clip's own factor each give one copy from all frames and one per share of
+``augment.frame_select``, i.e. ``len(factors) x (1 + len(shares))`` training samples per clip. Folds are built over clips by
 the protocol and then expanded to samples, so no sample of a test clip ever trains.
 """
 
@@ -201,6 +204,13 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         raise RecipeError(f"recipe {recipe.name}: augment.magnify needs clips, not still images")
     if any(not 0 < s <= 1 for s in aug.frame_select):
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select shares must lie in (0, 1]")
+    if "frame_select" in recipe.features:
+        raise RecipeError(f"recipe {recipe.name}: frame selection is a training augmentation: use augment.frame_select, "
+                          "not features.frame_select")
+    try:
+        prepare_config(recipe, config)
+    except MertkError as exc:
+        raise RecipeError(f"recipe {recipe.name}: augment.frame_select: {exc}") from None
     if recipe.inference == "vote" and config.feature != "hsi_flow":
         raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features (hsi_flow), not {config.feature}")
     if recipe.inference == "ten_crop" and config.feature != "gray_face":
@@ -322,15 +332,16 @@ def _geometric_copies(x: np.ndarray, feature: str, flip: bool, rotate: Sequence[
     return [np.ascontiguousarray(o) for o in out]
 
 
-def _frame_select(clip: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    """Keep a random ordered ``share`` of the frames and resample back to the clip's length."""
-    from ..preprocess.temporal import TEMPORAL
+def prepare_config(recipe: Recipe, config: Any) -> Any:
+    """The configuration the run prepares its clips with: ``config`` plus the frame-selection copies
+    of ``augment.frame_select`` (shares below 1; the share 1 is the clip itself)."""
+    shares = tuple(dict.fromkeys(float(s) for s in recipe.augment.frame_select if s < 1))
+    return config.replace(frame_select=shares) if shares else config
 
-    t = len(clip)
-    keep = max(2, int(round(share * t)))
-    chosen = np.sort(rng.choice(t, size=keep, replace=False))
-    out = TEMPORAL["linear"](clip[chosen].astype(np.float32), t)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+def magnify_levels(recipe: Recipe, config: Any) -> list[float]:
+    """The extra magnification factors of a run: ``augment.magnify`` without the clips' own factor."""
+    return [a for a in dict.fromkeys(float(a) for a in recipe.augment.magnify) if a != config.magnify]
 
 
 def _model_view(x: np.ndarray, feature: str) -> np.ndarray:
@@ -347,7 +358,6 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
     """Samples of every clip (see the module docstring); ``extra`` maps a magnification factor to
     the features prepared with it (by record id)."""
     aug = recipe.augment
-    rng = np.random.default_rng([recipe.seed, 7])
     xs: list[np.ndarray] = []
     owner: list[int] = []
     train_only: list[bool] = []
@@ -380,12 +390,14 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
             add(np.asarray(arrays["x_aug"]), i, True)
         for copy in _geometric_copies(x, feature, aug.flip, aug.rotate) if (aug.flip or aug.rotate) else ():
             add(copy, i, True)
+        for copy in np.asarray(arrays.get("x_select", ())):
+            add(copy, i, True)
         for alpha in sorted(extra):
             if rid in extra[alpha]:
-                add(np.asarray(extra[alpha][rid].arrays["x"]), i, True)
-        for share in aug.frame_select:
-            if share < 1:
-                add(_frame_select(x, share, rng), i, True)
+                more = extra[alpha][rid].arrays
+                add(np.asarray(more["x"]), i, True)
+                for copy in np.asarray(more.get("x_select", ())):
+                    add(copy, i, True)
     if not xs:
         raise MertkError("no samples: every clip was skipped")
     return Samples(np.stack(xs), np.array(owner), np.array(train_only), np.array(apex))
@@ -504,7 +516,7 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
 
     from ..models import create_model
     from ..preprocess.pipeline import prepare
-    from .train import make_optimizer, train_one_epoch
+    from .train import make_optimizer, make_scheduler, train_one_epoch
 
     spec = recipe.pretrain
     label_map = spec.label_map or label_map
@@ -523,11 +535,12 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
     torch.manual_seed(recipe.seed)
     model = create_model(recipe.model.name, **kwargs)
     optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg)
     generator = torch.Generator().manual_seed(recipe.seed)
     start = time.perf_counter()
     losses = []
     for _ in range(spec.epochs):
-        losses.append(float(train_one_epoch(model, x, y, optimizer, cfg, generator)))
+        losses.append(float(train_one_epoch(model, x, y, optimizer, cfg, generator, scheduler=scheduler)))
     # reset: without classifier weights every fold initialises its own classifier (train_folds)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()
              if not (spec.classifier == "reset" and k.startswith("classifier."))}
@@ -710,12 +723,13 @@ def run_recipe(
     t0 = time.perf_counter()
     ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], loader)
     say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
-    result = prepare(ds, config, cache_dir=cache, workers=workers, progress=progress, records=clips.records)
+    prepared = prepare_config(recipe, config)
+    result = prepare(ds, prepared, cache_dir=cache, workers=workers, progress=progress, records=clips.records)
     extra: dict[float, dict[str, Any]] = {}
-    for alpha in recipe.augment.magnify:
-        magnified = prepare(ds, config.replace(magnify=float(alpha)), cache_dir=cache, workers=workers,
+    for alpha in magnify_levels(recipe, config):
+        magnified = prepare(ds, prepared.replace(magnify=alpha), cache_dir=cache, workers=workers,
                             progress=progress, records=clips.records)
-        extra[float(alpha)] = {_record_id(f.record): f for f in magnified.features}
+        extra[alpha] = {_record_id(f.record): f for f in magnified.features}
     timings["prepare_s"] = round(time.perf_counter() - t0, 2)
     by_id = {_record_id(f.record): f for f in result.features}
     keep = [i for i, r in enumerate(clips.records) if _record_id(r) in by_id]

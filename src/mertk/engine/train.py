@@ -89,6 +89,10 @@ class TrainConfig:
         weight_decay: the optimizer's decoupled-from-loss L2 term on the gradient (STRCN 5e-4).
         l2: explicit penalty ``l2 * sum ||w||^2`` over conv and linear weights added to the loss (SHCNN 3e-4).
         lr_decay: multiplicative learning-rate factor applied after every epoch (STRCN 0.8; 1 = constant).
+        lr_step_iters: step schedule: every this many optimizer steps (iterations, counted over the
+            whole training) the learning rate is multiplied by ``lr_step_factor`` (the 3D-CNN halves
+            it every 20,000 iterations); 0 = off. It combines with ``lr_decay``.
+        lr_step_factor: the step schedule's factor.
         loss: ``ce`` (cross-entropy), ``soft`` (cross-entropy against target distributions, FERPlus)
             or ``balanced`` (STRCN eq. 9-10, see :func:`balanced_loss`).
         seed: seeds every fold's initialisation, shuffling and dropout (derived per fold name).
@@ -109,6 +113,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     l2: float = 0.0
     lr_decay: float = 1.0
+    lr_step_iters: int = 0
+    lr_step_factor: float = 0.5
     loss: str = "ce"
     seed: int = 0
     threads: int = 0
@@ -137,13 +143,15 @@ class TrainConfig:
             raise TrainError(f"train.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.loss not in LOSSES:
             raise TrainError(f"train.loss {self.loss!r} is unknown; choose from: {', '.join(LOSSES)}")
-        for name in ("epochs", "threads", "momentum", "weight_decay", "l2"):
+        for name in ("epochs", "threads", "momentum", "weight_decay", "l2", "lr_step_iters"):
             if getattr(self, name) < 0:
                 raise TrainError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size < 1:
             raise TrainError(f"train.batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0 or not 0 < self.lr_decay <= 1:
             raise TrainError(f"train.lr must be > 0 and train.lr_decay in (0, 1], got {self.lr}, {self.lr_decay}")
+        if not 0 < self.lr_step_factor <= 1:
+            raise TrainError(f"train.lr_step_factor must be in (0, 1], got {self.lr_step_factor}")
 
 
 @dataclass(frozen=True)
@@ -180,9 +188,22 @@ class FoldResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def lr_at(config: TrainConfig, epoch: int) -> float:
-    """Learning rate of 0-based ``epoch``: ``lr * lr_decay ** epoch``."""
-    return config.lr * config.lr_decay**epoch
+def lr_at(config: TrainConfig, epoch: int, steps: int = 0) -> float:
+    """Learning rate in 0-based ``epoch`` after ``steps`` optimizer steps in all:
+    ``lr * lr_decay ** epoch * lr_step_factor ** (steps // lr_step_iters)``."""
+    stepped = steps // config.lr_step_iters if config.lr_step_iters else 0
+    return config.lr * config.lr_decay**epoch * config.lr_step_factor**stepped
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.StepLR | None:
+    """The config's step schedule (stepped after every optimizer step), or ``None`` when it is off.
+
+    torch's :class:`~torch.optim.lr_scheduler.StepLR` multiplies the current rate, so it composes
+    with the per-epoch ``lr_decay`` applied in place by the epoch loops.
+    """
+    if not config.lr_step_iters:
+        return None
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_iters, gamma=config.lr_step_factor)
 
 
 def make_optimizer(model: nn.Module | Iterable[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
@@ -278,7 +299,7 @@ def _batch(x: torch.Tensor, idx: torch.Tensor, augment: Augment | None, generato
 
 def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None,
            optimizer: torch.optim.Optimizer, config: TrainConfig, generator: torch.Generator,
-           augment: Augment | None) -> tuple[float, float]:
+           augment: Augment | None, scheduler: Any = None) -> tuple[float, float]:
     """One epoch over ``x[index]`` (all of ``x`` when ``index`` is None); returns (mean loss, accuracy)."""
     model.train()
     n = len(x) if index is None else len(index)
@@ -297,6 +318,8 @@ def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.detach()
         correct += (logits.detach().argmax(-1) == _targets(yb)).sum()
     for group in optimizer.param_groups:
@@ -305,14 +328,16 @@ def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tens
 
 
 def train_one_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-                    config: TrainConfig, generator: torch.Generator, *, augment: Augment | None = None) -> float:
+                    config: TrainConfig, generator: torch.Generator, *, augment: Augment | None = None,
+                    scheduler: Any = None) -> float:
     """Train ``model`` for one epoch on all of ``(x, y)``; returns the mean training objective.
 
     ``y`` is ``(N,)`` class indices, or ``(N, C)`` target distributions for ``loss="soft"``. Batches are
     drawn with ``generator`` (see :func:`epoch_indices`), passed through ``augment`` and cast to float.
-    Afterwards every parameter group's learning rate is multiplied by ``config.lr_decay``.
+    Afterwards every parameter group's learning rate is multiplied by ``config.lr_decay``;
+    ``scheduler`` (:func:`make_scheduler`, kept by the caller across epochs) steps after every batch.
     """
-    return _epoch(model, x, y, None, optimizer, config, generator, augment)[0]
+    return _epoch(model, x, y, None, optimizer, config, generator, augment, scheduler)[0]
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -569,6 +594,7 @@ def _train_single(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch
     generator = torch.Generator().manual_seed(_seed(config.seed, fold.name, "data"))
     torch.manual_seed(_seed(config.seed, fold.name, "dropout"))
     optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
     train = torch.tensor(fold.train)
     val = torch.tensor(fold.val)
     test = torch.tensor(fold.test)
@@ -577,8 +603,9 @@ def _train_single(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch
     curve = []
     best_loss, best_epoch, best_state = math.inf, config.epochs, None
     for epoch in range(config.epochs):
-        loss, acc = _epoch(model, x, y, train, optimizer, config, generator, augment)
-        row = {"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)}
+        lr = optimizer.param_groups[0]["lr"]
+        loss, acc = _epoch(model, x, y, train, optimizer, config, generator, augment, scheduler)
+        row = {"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr}
         if fold.val:
             row.update(_val_metrics(evaluate(model, x[val.to(x.device)], config.batch_size), y[val.to(y.device)],
                                     config.loss))
@@ -611,11 +638,13 @@ def train_final(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.T
     generator = torch.Generator().manual_seed(_seed(config.seed, "final", "data"))
     torch.manual_seed(_seed(config.seed, "final", "dropout"))
     optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
     history = []
     with _threads(config.threads), ProgressBar(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
         for epoch in range(config.epochs):
-            loss, acc = _epoch(model, x, y, None, optimizer, config, generator, augment)
-            history.append({"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr_at(config, epoch)})
+            lr = optimizer.param_groups[0]["lr"]
+            loss, acc = _epoch(model, x, y, None, optimizer, config, generator, augment, scheduler)
+            history.append({"epoch": epoch + 1, "loss": loss, "train_acc": acc, "lr": lr})
             advance(1)
     return model.cpu().eval(), history
 
@@ -652,6 +681,7 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
     generators = [torch.Generator().manual_seed(_seed(config.seed, f.name, "data")) for f in chunk]
     torch.manual_seed(_seed(config.seed, "stack", *(f.name for f in chunk)))
     optimizer = make_optimizer(stack.params.values(), config)
+    scheduler = make_scheduler(optimizer, config)
     trains = [torch.tensor(f.train) for f in chunk]
     vals = [torch.tensor(f.val) for f in chunk]
     tests = [torch.tensor(f.test) for f in chunk]
@@ -662,6 +692,7 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
     best_epoch = [config.epochs] * len(chunk)
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(config.epochs):
+        lr = optimizer.param_groups[0]["lr"]
         batches = torch.stack([t[epoch_indices(len(t), config.batch_size, g)] for t, g in zip(trains, generators)])
         total = torch.zeros(len(chunk), device=x.device)
         correct = torch.zeros(len(chunk), device=x.device)
@@ -679,6 +710,8 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.detach()
             correct += (logits.detach().argmax(-1) == _targets(yb)).sum(-1)
         for group in optimizer.param_groups:
@@ -688,7 +721,7 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
         val_probs = stack.predict(x, vals, config.batch_size) if any(len(v) for v in vals) else None
         improved = []
         for f, fold in enumerate(chunk):
-            row = {"epoch": epoch + 1, "loss": losses[f], "train_acc": accs[f], "lr": lr_at(config, epoch)}
+            row = {"epoch": epoch + 1, "loss": losses[f], "train_acc": accs[f], "lr": lr}
             if val_probs is not None and fold.val:
                 row.update(_val_metrics(val_probs[f], y[vals[f].to(y.device)], config.loss))
                 if config.select == "val_loss" and row["val_loss"] < best_loss[f]:

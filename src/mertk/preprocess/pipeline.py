@@ -92,6 +92,12 @@ class PrepareConfig:
             the model input is resized to ``size`` either way.
         allow_frame_gaps: interpolate runs of up to this many frames missing inside a clip's
             onset..offset (0: a clip with a missing frame is skipped, naming the frames).
+        frame_select: also build copies of a frame-sequence feature (``clip_rgb``, ``strcn_pixels``)
+            from these shares of the clip's frames (``x_select``, one per share; STRCN's frame
+            selection, an augmentation): the onset and a random ordered subset of the other frames,
+            taken after magnification and before temporal normalisation to ``frames``. The subset is
+            drawn from a seed of the onset frame's content, ``magnify`` and the share, so it is the same
+            on every run.
     """
 
     feature: str = "uvs"
@@ -112,6 +118,7 @@ class PrepareConfig:
     upsample: int = 1
     flow_size: int = 0
     allow_frame_gaps: int = 0
+    frame_select: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.feature not in FEATURES:
@@ -132,6 +139,13 @@ class PrepareConfig:
             raise PreprocessError(f"size must be (height, width) > 0, got {self.size}")
         object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         object.__setattr__(self, "flow_params", tuple(sorted(dict(self.flow_params).items())))
+        object.__setattr__(self, "frame_select", tuple(float(s) for s in self.frame_select))
+        if self.frame_select:
+            if self.feature not in ("clip_rgb", "strcn_pixels") or not self.frames:
+                raise PreprocessError("frame_select builds frame-sequence features (clip_rgb, strcn_pixels) with a "
+                                      f"fixed length (frames > 0), not {self.feature} with frames={self.frames}")
+            if any(not 0 < s <= 1 for s in self.frame_select):
+                raise PreprocessError(f"frame_select shares must lie in (0, 1], got {list(self.frame_select)}")
 
     def replace(self, **changes: Any) -> "PrepareConfig":
         if "flow_params" in changes and isinstance(changes["flow_params"], Mapping):
@@ -142,6 +156,7 @@ class PrepareConfig:
         out = dataclasses.asdict(self)
         out["size"] = list(self.size)
         out["flow_params"] = dict(self.flow_params)
+        out["frame_select"] = list(self.frame_select)
         return out
 
 
@@ -250,7 +265,7 @@ class Features:
     """Prepared arrays of one record and how they were made.
 
     ``arrays["x"]`` is the model input (see the module docstring); ``arrays`` may also hold
-    ``x_aug`` (an augmented copy), ``landmarks`` (68 x 2, crop coordinates), ``box`` (top, left,
+    ``x_aug`` (an augmented copy), ``x_select`` (frame-selection copies, ``frame_select``), ``landmarks`` (68 x 2, crop coordinates), ``box`` (top, left,
     bottom, right in the source frame), ``apex_index`` (position in the clip) and ``apex_source``.
     """
 
@@ -309,6 +324,27 @@ def _spot_apex(frames: np.ndarray, points: np.ndarray, spotter: str, config: Pre
         method = get_flow_method(config.flow, **dict(config.flow_params))
         return int(fn(frames, landmarks=points, flow_fn=method))
     return int(fn(frames, landmarks=points))
+
+
+def select_frames(frames: np.ndarray, share: float, alpha: float) -> np.ndarray:
+    """Positions of STRCN's frame selection in a clip: the onset and a random ordered ``share`` of the
+    other frames (at least 2 frames in all), seeded by the onset's content, ``alpha`` and ``share``."""
+    import zlib
+
+    t = len(frames)
+    keep = min(t, max(2, int(round(share * t))))
+    rng = np.random.default_rng([zlib.crc32(np.ascontiguousarray(frames[0]).tobytes()), round(alpha * 1000),
+                                 round(share * 1000)])
+    return np.concatenate([[0], np.sort(rng.choice(np.arange(1, t), size=keep - 1, replace=False))])
+
+
+def _frame_sequence(frames: np.ndarray, config: PrepareConfig) -> np.ndarray:
+    clip = np.stack([resize(f, config.size) for f in frames])
+    if config.frames:
+        from .temporal import TEMPORAL
+
+        clip = np.clip(np.rint(TEMPORAL[config.temporal](clip.astype(np.float32), config.frames)), 0, 255)
+    return clip.astype(np.uint8)
 
 
 def _flow_features(flow: np.ndarray, points: np.ndarray, config: PrepareConfig) -> np.ndarray:
@@ -426,12 +462,10 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
     }
     feature = config.feature
     if feature in ("clip_rgb", "strcn_pixels"):
-        clip = np.stack([resize(f, config.size) for f in frames])
-        if config.frames:
-            from .temporal import TEMPORAL
-
-            clip = np.clip(np.rint(TEMPORAL[config.temporal](clip.astype(np.float32), config.frames)), 0, 255)
-        out["x"] = clip.astype(np.uint8)
+        out["x"] = _frame_sequence(frames, config)
+        if config.frame_select:
+            out["x_select"] = np.stack([_frame_sequence(frames[select_frames(frames, s, config.magnify)], config)
+                                        for s in config.frame_select])
         return out
 
     method = get_flow_method(config.flow, **dict(config.flow_params))
