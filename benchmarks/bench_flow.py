@@ -47,6 +47,7 @@ from skimage.data import astronaut
 from mertk.data.base import numbered_frames
 from mertk.errors import DataError, MertkError
 from mertk.preprocess.crop import Box, crop_clip, laenet_box, resize
+from mertk.preprocess.encode import resize_flow  # scales u by W / w and v by H / h
 from mertk.preprocess.flow import compute_flow_batch, get_flow_method
 from mertk.registry import FLOWS
 
@@ -193,15 +194,6 @@ def face_crop(clip: SynthClip, landmarks: str = "gt") -> tuple[SynthClip, np.nda
         raise MertkError(f"unknown landmark source {landmarks!r}; choose from: gt, dlib")
     box = laenet_box(points, clip.frames.shape[1:])
     return clip.cropped(box), (points - np.array([box.left, box.top])).astype(np.float32)
-
-
-def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resample an ``(h, w, 2)`` flow to ``size = (H, W)``, scaling u by ``W / w`` and v by ``H / h``."""
-    h, w = flow.shape[:2]
-    out = resize(flow, size).astype(np.float32)
-    out[..., 0] *= size[1] / w
-    out[..., 1] *= size[0] / h
-    return out
 
 
 def scale_points(points: np.ndarray, from_shape: Sequence[int], size: tuple[int, int]) -> np.ndarray:

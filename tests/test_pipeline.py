@@ -217,8 +217,11 @@ def test_alignment_removes_a_head_shift_and_magnification_runs(casme2, tmp_path)
         cv2.imwrite(str(path), cv2.warpAffine(image, np.float32([[1, 0, 3], [0, 1, 2]]), image.shape[1::-1],
                                               borderMode=cv2.BORDER_REPLICATE), [cv2.IMWRITE_JPEG_QUALITY, 98])
     raw = config_for_model("laenet", uvs_normalise="none", eye_mask=False)
-    flows = {align: prepare(casme2, raw.replace(align=align), records=[moved], workers=1, progress=False).features[0].x
-             for align in ("none", "similarity")}
+    prepared = {align: prepare(casme2, raw.replace(align=align), records=[moved], workers=1, progress=False).features[0]
+                for align in ("none", "similarity")}
+    top, left, bottom, right = prepared["none"].arrays["box"]
+    to_source = np.float32([(right - left) / raw.size[1], (bottom - top) / raw.size[0]])[:, None, None]
+    flows = {align: f.x[:2] * to_source for align, f in prepared.items()}  # 28x28-map pixels -> source pixels
     shift = np.median(np.hypot(flows["none"][0], flows["none"][1]))
     residual = np.median(np.hypot(flows["similarity"][0], flows["similarity"][1]))
     assert shift > 2.5  # the head shift dominates the unaligned flow

@@ -381,6 +381,22 @@ def test_eye_mask_covers_eye_polygons_and_not_the_mouth():
         apply_eye_mask(np.ones((10, 10)), mask)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_uniform_translation_gives_zero_strain_with_or_without_the_eye_mask(masked):
+    """The strain comes from the unmasked flow; the mask then zeroes u, v and strain (no ring at its border)."""
+    from mertk.preprocess.pipeline import config_for_model, flow_features
+
+    flow = np.broadcast_to(np.float32([1.0, -0.5]), (H, W, 2)).copy()
+    config = config_for_model("laenet", eye_mask=masked, uvs_normalise="none", size=(H, W))
+    u, v, strain = flow_features(flow, face_landmarks(), config)
+    np.testing.assert_array_equal(strain, 0.0)
+    mask = eye_mask((H, W), face_landmarks())
+    assert mask.sum() > 50
+    np.testing.assert_array_equal(u[~mask], 1.0)
+    np.testing.assert_array_equal(v[~mask], -0.5)
+    np.testing.assert_array_equal(u[mask], 0.0 if masked else 1.0)
+
+
 def test_strcn_mask_fit_uses_only_given_clips_and_selects_the_percentile():
     rng = np.random.default_rng(2)
 

@@ -52,6 +52,34 @@ def test_recipe_details_follow_the_papers():
     assert validate_recipe(load_recipe("shcnn-samm"))["classes"] == ["positive", "negative", "surprise"]
 
 
+def test_pretraining_config_takes_pretrain_eye_mask(synth_root, monkeypatch):
+    """LAENet masks the micro-expression features only (section 2.2.4); pretrain.eye_mask decides for CK+."""
+    import mertk.preprocess.pipeline as pipeline
+    from mertk.engine import run
+
+    class Prepared(Exception):
+        pass
+
+    seen = []
+
+    def fake_prepare(dataset, config, **kwargs):
+        seen.append(config)
+        raise Prepared
+
+    monkeypatch.setattr(pipeline, "prepare", fake_prepare)
+    assert load_recipe("laenet-megc2019").pretrain.eye_mask is False
+    for value in ("false", "true"):
+        recipe = load_recipe("laenet-megc2019", [f"pretrain.eye_mask={value}"])
+        config = feature_config(recipe, 3)
+        assert config.eye_mask is True
+        with pytest.raises(Prepared):
+            run.pretrain(recipe, synth_root, config, "megc2019", None, False, 1)
+    assert [c.eye_mask for c in seen] == [False, True]
+    assert seen[0] == config.replace(eye_mask=False)  # nothing else of the recipe's features changes
+    with pytest.raises(RecipeError, match="pretrain.eye_mask must be true or false"):
+        load_recipe("laenet-megc2019", ["pretrain.eye_mask=maybe"])
+
+
 def test_set_overrides_parse_yaml_values():
     recipe = load_recipe("laenet-megc2019", ["train.epochs=5", "features.eye_mask=false", "pretrain=null",
                                               "augment.rotate=[5, -5]", "protocol=lovo", "seed=3"])

@@ -8,6 +8,7 @@ import pytest
 from mertk.errors import MertkError
 from mertk.preprocess.encode import (
     EncodeError,
+    hsi_clip,
     hsi_image,
     hsi_to_rgb,
     resize_flow,
@@ -177,13 +178,40 @@ def test_shallow_channels_shapes_and_values():
     assert issubclass(EncodeError, MertkError)
 
 
-def test_resize_flow_keeps_or_scales_vectors():
-    flow = np.broadcast_to(np.float32([1.0, 2.0]), (H, W, 2))
-    np.testing.assert_allclose(resize_flow(flow, (20, 25)), np.broadcast_to([1.0, 2.0], (20, 25, 2)))
-    np.testing.assert_allclose(
-        resize_flow(flow, (20, 25), scale_vectors=True), np.broadcast_to([0.5, 1.0], (20, 25, 2))
-    )
+def test_resize_flow_scales_vectors_by_the_resize_ratios():
+    flow = np.broadcast_to(np.float32([2.0, 1.0]), (100, 80, 2))  # (u, v) = (2, 1) px at 100x80 (H x W)
+    np.testing.assert_allclose(resize_flow(flow, (50, 40)), np.broadcast_to([1.0, 0.5], (50, 40, 2)), rtol=1e-6)
+    np.testing.assert_allclose(resize_flow(flow, (200, 40)), np.broadcast_to([1.0, 2.0], (200, 40, 2)), rtol=1e-6)
+    np.testing.assert_array_equal(resize_flow(flow, (100, 80)), flow)
     up = resize_flow(_smooth_flow(), (80, 100))
     assert up.shape == (80, 100, 2) and up.dtype == np.float32
     with pytest.raises(EncodeError, match="expected an HxWx2 flow"):
         resize_flow(np.zeros((4, 4)), (2, 2))
+
+
+def test_every_encoding_rescales_a_resized_flow():
+    """Vectors, magnitudes and HSI hues are in output pixels; the dimensionless strain is unchanged."""
+    flow = np.broadcast_to(np.float32([2.0, 1.0]), (100, 80, 2))
+    np.testing.assert_allclose(shallow_channels(flow, "vxvy", size=(50, 40))[:, 0, 0], [1.0, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(shallow_channels(flow, "mag", size=(50, 40))[0, 0, 0], np.hypot(1.0, 0.5), rtol=1e-6)
+    np.testing.assert_allclose(uvs_image(flow, normalise="none", size=(50, 40))[0, 0], [1.0, 0.5, 0.0], rtol=1e-6)
+    # (2, 1) at 100x80 squeezed to 50x80: (2, 0.5), hue atan2(0.5, 2) = 14.0 degrees, not atan2(1, 2) = 26.6
+    hue = rgb_to_hsi(hsi_image(flow, size=(50, 80)))[..., 0]
+    np.testing.assert_allclose(hue, np.degrees(np.arctan2(0.5, 2.0)), atol=0.5)
+    linear = _linear_flow(0.02, 0.0, 0.0, 0.0)  # strain 0.02 at any scale
+    np.testing.assert_allclose(uvs_image(linear, normalise="none", size=(20, 25))[..., 2], 0.02, rtol=1e-4)
+
+
+def test_hsi_clip_keeps_relative_magnitudes_across_frames():
+    """With the clip's peak, an early frame with tiny motion is dimmer than the apex frame; per frame it is not."""
+    early = np.broadcast_to(np.float32([0.05, 0.0]), (H, W, 2))
+    apex = np.broadcast_to(np.float32([1.0, 0.0]), (H, W, 2))
+    clip = hsi_clip(np.stack([early, apex]), (28, 28))
+    assert clip.shape == (2, 3, 28, 28) and clip.dtype == np.uint8
+    intensity = rgb_to_hsi(clip.transpose(0, 2, 3, 1))[..., 2].mean(axis=(1, 2))
+    np.testing.assert_allclose(intensity, [0.05 / 3, 1 / 3], atol=2 / 255)
+    per_frame = rgb_to_hsi(hsi_clip(np.stack([early, apex]), (28, 28), normalise="frame").transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(per_frame[..., 2].mean(axis=(1, 2)), [1 / 3, 1 / 3], atol=2 / 255)
+    np.testing.assert_array_equal(hsi_clip(np.zeros((2, 4, 4, 2), np.float32)), 0)
+    with pytest.raises(EncodeError, match="unknown normalise 'max'"):
+        hsi_clip(np.stack([early]), normalise="max")  # type: ignore[arg-type]

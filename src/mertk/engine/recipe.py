@@ -72,7 +72,10 @@ class PretrainSpec:
 
     ``dataset`` ``None`` means no pretraining. Labels go through ``label_map`` (default: the recipe's),
     e.g. megc2019 maps CK+ codes to negative/positive/surprise. ``classifier`` ``keep`` fine-tunes
-    with the pretrained classifier, ``reset`` with a freshly initialised one.
+    with the pretrained classifier, ``reset`` with a freshly initialised one. ``eye_mask`` masks the
+    pretraining flow features (the recipe's ``features.eye_mask`` applies to its own dataset only);
+    off by default: LAENet (section 2.2.4) describes the mask as a step of the micro-expression
+    pipeline (section 2.2), not of the CK+ one (section 2.1).
     """
 
     dataset: str | None = None
@@ -82,6 +85,7 @@ class PretrainSpec:
     lr: float = 5e-5
     batch_size: int = 64
     classifier: str = "keep"
+    eye_mask: bool = False
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,8 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
     if recipe.pretrain.classifier not in CLASSIFIER_MODES:
         raise RecipeError(f"{source}: pretrain.classifier must be one of {', '.join(CLASSIFIER_MODES)}, "
                           f"got {recipe.pretrain.classifier!r}")
+    if not isinstance(recipe.pretrain.eye_mask, bool):
+        raise RecipeError(f"{source}: pretrain.eye_mask must be true or false, got {recipe.pretrain.eye_mask!r}")
     if not isinstance(recipe.seed, int):
         raise RecipeError(f"{source}: seed must be an integer, got {recipe.seed!r}")
     return recipe

@@ -510,6 +510,11 @@ def load_folds(folds_dir: Path) -> dict[str, SavedFold]:
 # ---------------------------------------------------------------------------------------------
 
 
+def pretrain_config(recipe: Recipe, config: Any) -> Any:
+    """The pipeline configuration of the pretraining dataset: the recipe's, with ``pretrain.eye_mask``."""
+    return config.replace(eye_mask=recipe.pretrain.eye_mask)
+
+
 def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir: Path | None, progress: bool, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train the model on the pretraining dataset; returns (state_dict for the folds, report)."""
     import torch
@@ -522,6 +527,7 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
     label_map = spec.label_map or label_map
     root = resolve_root(spec.dataset, spec.root, data)
     ds, clips = load_clips(spec.dataset, root, label_map, {})
+    config = pretrain_config(recipe, config)
     result = prepare(ds, config, cache_dir=cache_dir, workers=workers, progress=progress, records=clips.records)
     by_id = {_record_id(f.record): f for f in result.features}
     keep = [i for i, r in enumerate(clips.records) if _record_id(r) in by_id]
@@ -546,6 +552,7 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
              if not (spec.classifier == "reset" and k.startswith("classifier."))}
     report = {"dataset": spec.dataset, "root": str(root), "label_map": label_map, "clips": len(keep),
               "epochs": spec.epochs, "final_loss": losses[-1] if losses else None, "classifier": spec.classifier,
+              "eye_mask": config.eye_mask,
               "seconds": round(time.perf_counter() - start, 2),
               "prepare_skipped": [s.as_dict() for s in result.skipped],
               "loader_skipped": [s.as_dict() for s in clips.loader_skipped], "excluded": clips.excluded}

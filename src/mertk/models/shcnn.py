@@ -1,9 +1,10 @@
 """SHCNN: the shallow 3-conv-layer CNN of Miao et al. 2019 (shcnn-miao-2019).
 
-The paper's Fig. 4 (the architecture) is not in the text. We follow the reading the field's
-reimplementations use: conv 44@5x5, 44@3x3, 88@5x5 ('same' padding), each followed by LeakyReLU(0.02)
-and 2x2 max pooling; then FC 2048 and FC 1024, each with LeakyReLU(0.02) and dropout 0.4; then the
-n-class classifier. At a 48x48x1 input this is 8,710,963 parameters for n = 7 (~8.7 M).
+The paper's Fig. 4 (the architecture) is not in the text, which fixes only "three layers",
+LeakyReLU(0.02), dropout (rate not stated) and the n-class softmax (docs/models.md). The rest is our
+reading: conv 44@5x5, 44@3x3, 88@5x5 ('same' padding), each followed by LeakyReLU(0.02) and 2x2 max
+pooling; then FC 2048 and FC 1024, each with LeakyReLU(0.02) and dropout 0.4; then the n-class
+classifier. At a 48x48x1 input this is 8,710,963 parameters for n = 7.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ import numpy as np
 from ..errors import MertkError
 
 # Bump when a stage's output changes for the same inputs and parameters.
-PIPELINE_VERSION = "2"  # 2: grey frames reach the flow methods on 0..1 (were 0..255 read as 0..1)
+# 2: grey frames reach the flow methods on 0..1 (were 0..255 read as 0..1)
+# 3: strain from the unmasked flow; resized flows scale u, v by the resize ratios; HSI images of a clip share its peak
+PIPELINE_VERSION = "3"
 
 
 class CacheError(MertkError):

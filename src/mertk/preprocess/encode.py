@@ -3,13 +3,17 @@
 - :func:`hsi_image`: SHCNN (Miao et al. 2019): hue = flow angle, saturation = full, intensity =
   magnitude, converted to RGB with the HSI sector formulas (Gonzalez & Woods), not HSV.
 - :func:`uvs_image`: STSTNet / LAENet (Lien 2020): the channels ``[u, v, optical strain]``.
+- :func:`hsi_clip`: SHCNN's HSI images of every flow of a clip, normalised by the clip's peak
+  magnitude (or each by its own).
 - :func:`shallow_channels`: Belaiche et al. 2020: ``Vx``, ``Vy``, magnitude ``M``, or the pair ``Vx-Vy``.
 
 Sizes are ``(height, width)``. Downscaling uses ``cv2.INTER_AREA`` (an average over each output
-cell, which keeps small motions from aliasing away), upscaling ``cv2.INTER_LINEAR``. Resizing does
-NOT rescale the flow vectors by default: the HSI and ``[u, v, strain]`` encodings are normalised
-afterwards (uniform rescaling would cancel out), and the papers resize the flow maps as images.
-Pass ``scale_vectors=True`` to :func:`resize_flow` to express vectors in output pixels instead.
+cell, which keeps small motions from aliasing away), upscaling ``cv2.INTER_LINEAR``. Every resize
+of a flow goes through :func:`resize_flow`, which scales ``u`` by the width ratio and ``v`` by the
+height ratio, so vectors are in output pixels whatever the source resolution (a SAMM and a CASME II
+flow of the same facial motion get the same magnitudes). Magnitudes are computed after resizing,
+from the rescaled flow; optical strain is a ratio of displacements to distances and is computed at
+the flow's own resolution.
 """
 
 from __future__ import annotations
@@ -48,15 +52,15 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def resize_flow(flow: np.ndarray, size: tuple[int, int], *, scale_vectors: bool = False) -> np.ndarray:
+def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize an ``H x W x 2`` flow to ``size = (height, width)`` (INTER_AREA down, INTER_LINEAR up).
 
-    With ``scale_vectors`` the ``u`` and ``v`` components are multiplied by the width and height
-    ratios, so the vectors are in output pixels; otherwise they keep the input's pixel units.
+    ``u`` is multiplied by the width ratio and ``v`` by the height ratio, so the vectors are in
+    output pixels: a constant (2, 1) flow at 80x100 becomes (1, 0.5) at 40x50.
     """
     f = _check_flow(flow, "resize_flow")
     out = _resize(f, size)
-    if scale_vectors:
+    if out.shape[:2] != f.shape[:2]:
         out = out * np.float32([size[1] / f.shape[1], size[0] / f.shape[0]])
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -124,8 +128,7 @@ def hsi_image(
     - ``gamut="clip"``: intensity = normalised magnitude, RGB clipped to the cube (brighter images;
       hue and intensity are distorted where channels clip).
 
-    ``size`` (height, width) resizes the flow first, as SHCNN does (112x112), without rescaling the
-    vectors (see the module docstring).
+    ``size`` (height, width) resizes the flow first, as SHCNN does (112x112), with :func:`resize_flow`.
     """
     f = _check_flow(flow, "hsi_image")
     if size is not None:
@@ -143,6 +146,36 @@ def hsi_image(
     return np.rint(rgb * 255.0).astype(np.uint8)
 
 
+HSI_NORMALISATIONS = ("clip", "frame")
+
+
+def hsi_clip(
+    flows: np.ndarray,
+    size: tuple[int, int] | None = None,
+    *,
+    normalise: Literal["clip", "frame"] = "clip",
+) -> np.ndarray:
+    """SHCNN's HSI images of a clip's flows (first frame -> every later frame), ``uint8 T x 3 x H x W``.
+
+    Each flow is resized to ``size`` (:func:`resize_flow`) and encoded by :func:`hsi_image`. The
+    intensity is the magnitude divided by the largest magnitude of
+
+    - ``"clip"`` (default): all the clip's flows, so a near-onset frame that holds only noise stays
+      dim beside the apex frame (relative magnitudes within the clip are kept; the scale uses no
+      other clip, so nothing leaks across folds);
+    - ``"frame"``: that flow alone, so every image uses the full range (earlier mertk behaviour).
+
+    The paper (section III-C) says intensity represents the magnitude, and does not say how it is scaled.
+    """
+    if normalise not in HSI_NORMALISATIONS:
+        raise EncodeError(f"hsi_clip: unknown normalise {normalise!r}; choose from: {', '.join(HSI_NORMALISATIONS)}")
+    small = [resize_flow(f, size) if size is not None else _check_flow(f, "hsi_clip") for f in flows]
+    if not small:
+        raise EncodeError("hsi_clip: no flows given")
+    peak = max(float(np.hypot(f[..., 0], f[..., 1]).max()) for f in small) if normalise == "clip" else None
+    return np.stack([hsi_image(f, max_magnitude=peak).transpose(2, 0, 1) for f in small])
+
+
 def uvs_image(
     flow: np.ndarray,
     strain: np.ndarray | None = None,
@@ -154,8 +187,8 @@ def uvs_image(
     """The ``[u, v, optical strain]`` map of STSTNet / LAENet as float32 ``H x W x 3``.
 
     ``strain`` defaults to :func:`mertk.preprocess.strain.optical_strain` of ``flow``, computed at the
-    flow's own resolution. The stack is then resized to ``size`` (LAENet: 28x28; vectors not
-    rescaled) and normalised per channel:
+    flow's own resolution. Flow and strain are then resized to ``size`` (LAENet: 28x28; the flow with
+    :func:`resize_flow`, the dimensionless strain as an image) and normalised per channel:
 
     - ``"minmax"`` (default): each channel mapped to 0..1 by its own min and max (a constant
       channel becomes 0). The LAENet paper does not state a normalisation (its Figure 5 shows the
@@ -171,9 +204,9 @@ def uvs_image(
         raise EncodeError(f"uvs_image: strain has shape {s.shape} but the flow is {f.shape[:2]}")
     if not np.isfinite(s).all():
         raise EncodeError("uvs_image: strain contains NaN or inf values")
-    out = np.dstack((f, s)).astype(np.float32)
     if size is not None:
-        out = _resize(out, size)
+        f, s = resize_flow(f, size), _resize(s, size)
+    out = np.dstack((f, s)).astype(np.float32)
     if normalise == "minmax":
         lo = out.min(axis=(0, 1))
         span = out.max(axis=(0, 1)) - lo
@@ -192,16 +225,15 @@ def shallow_channels(
     kind: ShallowKind,
     *,
     size: tuple[int, int] | None = None,
-    scale_vectors: bool = False,
 ) -> np.ndarray:
     """Belaiche et al.'s flow inputs as float32 ``C x H x W``: ``vx``, ``vy``, ``mag`` (C = 1) or ``vxvy`` (C = 2).
 
-    Values are raw displacements in pixels (magnitude ``sqrt(u^2 + v^2)``); ``size`` resizes the
-    flow first (see :func:`resize_flow` for ``scale_vectors``).
+    Values are displacements in pixels (magnitude ``sqrt(u^2 + v^2)``); ``size`` resizes the flow
+    first with :func:`resize_flow`, so they are in output pixels.
     """
     f = _check_flow(flow, "shallow_channels")
     if size is not None:
-        f = resize_flow(f, size, scale_vectors=scale_vectors)
+        f = resize_flow(f, size)
     u, v = f[..., 0], f[..., 1]
     if kind == "vx":
         chans = [u]

@@ -51,7 +51,7 @@ from ..registry import SPOTTERS
 from . import apex as _apex  # noqa: F401  (registers the apex spotters)
 from .cache import PIPELINE_VERSION, FeatureCache, cache_key
 from .crop import Box, crop_clip, get_box, resize
-from .encode import hsi_image, shallow_channels, uvs_image
+from .encode import HSI_NORMALISATIONS, hsi_clip, shallow_channels, uvs_image
 from .eyemask import apply_eye_mask, eye_mask
 from .flow import get_flow_method
 from .strain import optical_strain
@@ -85,6 +85,8 @@ class PrepareConfig:
         frames: temporal normalisation length for clip features (0 keeps the clip's frames).
         temporal: ``tim`` or ``linear`` (for ``frames``).
         uvs_normalise: normalisation of ``uvs`` maps (``minmax`` per channel, ``fixed``, ``none``).
+        hsi_normalise: intensity scale of ``hsi_flow`` images: ``clip`` (the clip's largest flow
+            magnitude, so near-onset frames stay dim) or ``frame`` (each image's own maximum).
         apex_plus_one: also build the onset->apex+1 flow feature (``x_aug``), an augmentation.
         upsample: dlib detector upsampling for small faces.
         flow_size: resize the cropped face to ``flow_size x flow_size`` before magnification, apex
@@ -114,6 +116,7 @@ class PrepareConfig:
     frames: int = 0
     temporal: str = "tim"
     uvs_normalise: str = "minmax"
+    hsi_normalise: str = "clip"
     apex_plus_one: bool = False
     upsample: int = 1
     flow_size: int = 0
@@ -127,6 +130,8 @@ class PrepareConfig:
             raise PreprocessError(f"unknown crop {self.crop!r}; choose from: {', '.join(CROPS)}")
         if self.align not in ALIGNMENTS:
             raise PreprocessError(f"unknown alignment {self.align!r}; choose from: {', '.join(ALIGNMENTS)}")
+        if self.hsi_normalise not in HSI_NORMALISATIONS:
+            raise PreprocessError(f"unknown hsi_normalise {self.hsi_normalise!r}; choose from: {', '.join(HSI_NORMALISATIONS)}")
         if self.temporal not in ("tim", "linear"):
             raise PreprocessError(f"unknown temporal normalisation {self.temporal!r}; choose from: tim, linear")
         for name in {self.apex, self.apex_fallback} - {"annotation"}:
@@ -347,14 +352,19 @@ def _frame_sequence(frames: np.ndarray, config: PrepareConfig) -> np.ndarray:
     return clip.astype(np.uint8)
 
 
-def _flow_features(flow: np.ndarray, points: np.ndarray, config: PrepareConfig) -> np.ndarray:
+def flow_features(flow: np.ndarray, points: np.ndarray, config: PrepareConfig) -> np.ndarray:
+    """The ``C x H x W`` map of one flow (crop resolution) for ``config.feature`` (a flow family but
+    ``hsi_flow``); ``points`` are the crop's landmarks.
+
+    The strain is computed from the unmasked flow, then the eye mask (LAENet, section 2.2.4) zeroes
+    every channel, so the mask's border shows no strain that the face does not have.
+    """
+    strain = optical_strain(flow) if config.feature == "uvs" else None
     if config.eye_mask:
         mask = eye_mask(flow.shape[:2], points, dilate=config.eye_dilate)
         flow = apply_eye_mask(flow, mask)
-    if config.feature == "uvs":
-        strain = optical_strain(flow)
-        if config.eye_mask:
-            strain = apply_eye_mask(strain, mask)
+        strain = None if strain is None else apply_eye_mask(strain, mask)
+    if strain is not None:
         return uvs_image(flow, strain, normalise=config.uvs_normalise, size=config.size).transpose(2, 0, 1)
     if config.feature == "flow_uv":
         return shallow_channels(flow, "vxvy", size=config.size)
@@ -471,14 +481,14 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
     method = get_flow_method(config.flow, **dict(config.flow_params))
     if feature == "hsi_flow":
         flows = method.batch([grey[0]] * (len(grey) - 1), list(grey[1:]))
-        out["x"] = np.stack([hsi_image(f, size=config.size).transpose(2, 0, 1) for f in flows])
+        out["x"] = hsi_clip(flows, config.size, normalise=config.hsi_normalise)
         out["apex_index"] = np.array(apex_index - 1, dtype=np.int32)  # index among the flow images
         return out
     targets = [apex_index] + ([apex_index + 1] if config.apex_plus_one and apex_index + 1 < len(grey) else [])
     flows = method.batch([grey[0]] * len(targets), [grey[t] for t in targets])
-    out["x"] = _flow_features(flows[0], points, config).astype(np.float32)
+    out["x"] = flow_features(flows[0], points, config).astype(np.float32)
     if len(flows) > 1:
-        out["x_aug"] = _flow_features(flows[1], points, config).astype(np.float32)
+        out["x_aug"] = flow_features(flows[1], points, config).astype(np.float32)
     return out
 
 

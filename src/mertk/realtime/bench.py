@@ -169,8 +169,9 @@ def clip_features(frames: np.ndarray, points: np.ndarray, apex_index: int, confi
     this path saves time over ``prepare_frames``; ``flow`` is the flow method instance to use.
     """
     from ..preprocess.crop import crop_clip, get_box, resize
-    from ..preprocess.encode import hsi_image, shallow_channels, uvs_image
+    from ..preprocess.encode import hsi_clip, uvs_image
     from ..preprocess.eyemask import apply_eye_mask, eye_mask
+    from ..preprocess.pipeline import flow_features
     from ..preprocess.strain import optical_strain
 
     clock = clock or StageClock()
@@ -200,25 +201,17 @@ def clip_features(frames: np.ndarray, points: np.ndarray, apex_index: int, confi
             flows = flow.batch([grey[0]], [grey[1]])
     if feature == "hsi_flow":
         with clock("encode"):
-            return np.stack([hsi_image(f, size=config.size).transpose(2, 0, 1) for f in flows])
+            return hsi_clip(flows, config.size, normalise=config.hsi_normalise)
     uv = flows[0]
     if feature != "uvs":
         with clock("encode"):
-            if feature == "flow_uv":
-                return shallow_channels(uv, "vxvy", size=config.size).astype(np.float32)
-            if feature == "flow_vxvym":
-                vxvy = shallow_channels(uv, "vxvy", size=config.size)
-                return np.concatenate([vxvy, np.hypot(vxvy[0], vxvy[1])[None]], axis=0).astype(np.float32)
-            return shallow_channels(uv, feature.removeprefix("flow_"), size=config.size).astype(np.float32)
-    with clock("encode"):
-        mask = eye_mask(uv.shape[:2], pts, dilate=config.eye_dilate) if config.eye_mask else None
-        if mask is not None:
-            uv = apply_eye_mask(uv, mask)
+            return flow_features(uv, pts, config).astype(np.float32)
     with clock("strain"):
-        strain = optical_strain(uv)
+        strain = optical_strain(uv)  # from the unmasked flow, as prepare_frames does
     with clock("encode"):
-        if mask is not None:
-            strain = apply_eye_mask(strain, mask)
+        if config.eye_mask:
+            mask = eye_mask(uv.shape[:2], pts, dilate=config.eye_dilate)
+            uv, strain = apply_eye_mask(uv, mask), apply_eye_mask(strain, mask)
         return uvs_image(uv, strain, normalise=config.uvs_normalise, size=config.size).transpose(2, 0, 1).astype(np.float32)
 
 
