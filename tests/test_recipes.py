@@ -18,6 +18,7 @@ EXPECTED = {
     "laenet-megc2019", "ststnet-megc2019", "shcnn-casme", "shcnn-casme2", "shcnn-samm", "shcnn-fer2013",
     "shcnn-ferplus", "c3d-casme", "c3d-casme2", "resnet-megc2018", "shallow-megc2018",
     "strcn-a-smic", "strcn-a-casme2", "strcn-a-samm", "strcn-g-smic", "strcn-g-casme2", "strcn-g-samm",
+    "ststnet-cd6me", "ststnet-cd6me-lodo", "laenet-cd6me", "laenet-cd6me-lodo",
 }
 
 

@@ -176,6 +176,9 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
                           f"{len(label_map.classes)} classes")
     config = feature_config(recipe, len(label_map.classes))
     train_config(recipe)
+    if recipe.protocol == "leave_one_dataset_out" and entry.meta.get("kind") != "composite":
+        raise RecipeError(f"recipe {recipe.name}: protocol leave_one_dataset_out needs a composite dataset, "
+                          f"not {recipe.data.dataset!r}")
     options = {"lovo": {"test_fraction"}}.get(recipe.protocol, set())
     unknown = sorted(set(recipe.protocol_options) - options - {"test_fraction"})
     if unknown:
@@ -564,6 +567,8 @@ def _folds_for(recipe: Recipe, clips: Clips) -> list[Any]:
                               seed=recipe.seed, labels=[r.label for r in clips.records])
     if recipe.protocol == "leave_one_video_out":
         return protocols.leave_one_video_out(n)
+    if recipe.protocol == "leave_one_dataset_out":
+        return protocols.leave_one_dataset_out([r.dataset for r in clips.records])
     return protocols.official_splits([getattr(r, "split", None) for r in clips.records])
 
 
