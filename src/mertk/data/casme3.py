@@ -14,7 +14,7 @@ from .textsheet import TextSubjectSheet
 
 @DATASETS.register(
     "casme3", kind="clips", fake=write_fake_casme3,
-    description="CAS(ME)^3 part A (Li et al. 2022): 100 subjects, 860 micro-expressions in RGB-D videos, 30 fps",
+    description="CAS(ME)^3 part A (Li et al. 2022): micro-expressions in RGB-D videos, 30 fps (colour frames read)",
 )
 class CASME3(TextSubjectSheet):
     """CAS(ME)^3 part A as shipped: ``cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx`` and

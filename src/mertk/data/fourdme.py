@@ -18,7 +18,7 @@ _K_MARK = re.compile(r"\(\s*k\s*\)", re.I)
 
 @DATASETS.register(
     "fourdme", kind="clips", fake=write_fake_fourdme,
-    description="4DME (Li et al. 2022), micro part: 41 subjects, 267 micro-expressions, grey 2D frames, 60 fps",
+    description="4DME (Li et al. 2022), micro part: grey 2D frames, 60 fps (rate assumed)",
 )
 class FourDME(TextSubjectSheet):
     """4DME's micro-expressions as shipped: ``4DME_Labelling_Micro_release v1.xlsx`` and

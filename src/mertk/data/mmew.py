@@ -14,7 +14,7 @@ from .textsheet import TextSubjectSheet
 
 @DATASETS.register(
     "mmew", kind="clips", fake=write_fake_mmew,
-    description="MMEW (Ben et al. 2021), micro part: 36 subjects, 300 micro-expressions, 90 fps",
+    description="MMEW (Ben et al. 2021), micro part: 300 micro-expressions of 36 subjects, 90 fps",
 )
 class MMEW(TextSubjectSheet):
     """MMEW's micro-expressions as shipped: ``MMEW_Micro_Exp.xlsx`` and

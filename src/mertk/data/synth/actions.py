@@ -235,8 +235,8 @@ PROGRAMS["CASME"] = (
     Program("sadness", 6, _variants("SAMM", "Sadness"), "negative"),
 )
 
-# The newer datasets' vocabularies with the same AU programs; shares roughly follow the published
-# class counts (CAS(ME)^3 part A: Li et al. 2022; 4DME micro: Li et al. 2022; MMEW: Ben et al. 2021).
+# The newer datasets' vocabularies with the same AU programs; shares are rough (largest classes
+# largest, as CAS(ME)^3 part A, 4DME micro and MMEW report them), not exact published counts.
 PROGRAMS["CASME3"] = (
     Program("happy", 64, _variants("CASME2", "happiness"), "positive"),
     Program("disgust", 250, _variants("CASME2", "disgust"), "negative"),
