@@ -84,3 +84,27 @@ def test_different_class_sets_are_said(runs, tmp_path):
     result = compare([a, other])
     assert any(n.startswith("the runs use different class sets") for n in result["notes"])
     assert result["runs"][1]["label"].endswith("(other-run)")  # same method: told apart by folder
+
+
+def test_per_held_out_dataset_table(synth_root, tmp_path):
+    kw = dict(data=synth_root, out=tmp_path / "runs", progress=False, cache_dir=tmp_path / "cache")
+    lodo = run_recipe("ststnet-cd6me-lodo", overrides=("train.epochs=2",), **kw)
+    loso = run_recipe("ststnet-cd6me", overrides=("train.epochs=2",), **kw)
+    result = compare([lodo, loso])
+    held = result["runs"][0]["held_out"]
+    assert result["runs"][1]["held_out"] is None and result["runs"][0]["protocol"] == "leave_one_dataset_out"
+    per_fold = _results(lodo)["report"]["per_fold"]
+    assert set(held) == set(per_fold) == {"casme", "casme2", "samm", "casme3", "fourdme", "mmew"}
+    # each held-out dataset is one fold, so its fold figures are its per-dataset figures
+    per_dataset = _results(lodo)["report"]["per_dataset"]
+    for name in held:
+        assert held[name]["uf1"] == per_fold[name]["uf1"] == per_dataset[name]["uf1"]
+    text = format_compare(result, markdown=False)
+    table = text.split("Leave one dataset out (honest)")[1].split("Best test epoch")[0]
+    lines = [line for line in table.splitlines() if line.startswith("ststnet-cd6me-lodo")]
+    assert len(lines) == 7 and lines[-1].split()[3] == "overall"
+    n = _results(lodo)["metrics"]
+    assert lines[-1].split()[-3:] == [f"{n['uf1']:.4f}", f"{n['uar']:.4f}", f"{n['accuracy']:.4f}"]
+    mmew = next(line for line in lines if line.split()[3] == "mmew").split()
+    assert mmew[4] == str(per_fold["mmew"]["n"]) and mmew[5] == f"{per_fold['mmew']['uf1']:.4f}"
+    assert "ststnet-cd6me /" not in table

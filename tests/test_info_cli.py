@@ -145,7 +145,7 @@ def test_official_list_with_unknown_class_names_the_row(tmp_path):
     "argv,fragment",
     [
         (["info", "casme2", "/nonexistent/CASME2"], "/nonexistent/CASME2: dataset root does not exist"),
-        (["info", "casme3", "/tmp"], "unknown dataset 'casme3'; choose from:"),
+        (["info", "casme9", "/tmp"], "unknown dataset 'casme9'; choose from:"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(argv, fragment, capsys):

@@ -9,6 +9,7 @@ from mertk.engine.protocols import (
     ProtocolError,
     classes_missing_from_train,
     inner_validation,
+    leave_one_dataset_out,
     leave_one_video_out,
     loso,
     lovo,
@@ -175,3 +176,38 @@ def test_classes_missing_from_train():
     assert classes_missing_from_train(folds["a"], labels) == []
     assert classes_missing_from_train(folds["b"], labels) == ["pos"]
     assert classes_missing_from_train(folds["c"], labels, classes=["sur", "neg", "other"]) == ["sur", "other"]
+
+
+def test_leave_one_dataset_out_holds_out_whole_datasets_and_validates_on_training_subjects():
+    datasets = [s.split("/")[0] for s in SUBJECTS]
+    folds = leave_one_dataset_out(datasets)
+    assert [f.name for f in folds] == ["casme2", "samm", "smic"]
+    assert_partition(folds, len(SUBJECTS))
+    for fold in folds:
+        assert {datasets[i] for i in fold.test} == {fold.name}
+        assert fold.name not in {datasets[i] for i in fold.train}
+        held_subjects = {SUBJECTS[i] for i in fold.test}
+        inner = inner_validation(fold, SUBJECTS, fraction=0.5, seed=1)
+        assert inner.test == fold.test and inner.val
+        assert not held_subjects & {SUBJECTS[i] for i in inner.train + inner.val}
+        assert fold.name not in {datasets[i] for i in inner.val}
+
+
+@pytest.mark.parametrize("datasets, message", [
+    ([], "no samples"), (["casme2", "casme2"], "only one dataset"), (["casme2", ""], "sample 1 has no dataset"),
+])
+def test_leave_one_dataset_out_errors(datasets, message):
+    with pytest.raises(ProtocolError, match=message):
+        leave_one_dataset_out(datasets)
+
+
+def test_leave_one_dataset_out_recipe_needs_a_composite():
+    from mertk.engine.recipe import load_recipe
+    from mertk.engine.run import validate_recipe
+
+    recipe = load_recipe("ststnet-cd6me-lodo")
+    assert recipe.protocol == "leave_one_dataset_out" and validate_recipe(recipe)["classes"] == [
+        "negative", "positive", "surprise"]
+    single = load_recipe("ststnet-cd6me-lodo", ["data.dataset=casme2"])
+    with pytest.raises(MertkError, match="leave_one_dataset_out needs a composite"):
+        validate_recipe(single)

@@ -49,6 +49,10 @@ SMOKE.update({
     "strcn-g-samm": [*TINY_STRCN, "model.kwargs.input_size=[64, 48]"],
     "strcn-a-casme2": [*TINY_STRCN, "features.size=[32, 24]", "augment.frame_select=[]"],
     "strcn-a-samm": [*TINY_STRCN, "features.size=[32, 24]", "augment.frame_select=[]"],
+    "ststnet-cd6me": SMOKE["ststnet-megc2019"],
+    "ststnet-cd6me-lodo": SMOKE["ststnet-megc2019"],
+    "laenet-cd6me": SMOKE["laenet-megc2019"],
+    "laenet-cd6me-lodo": SMOKE["laenet-megc2019"],
 })
 
 

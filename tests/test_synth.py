@@ -36,10 +36,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
 
 def test_summary_counts(bench: tuple[Path, dict, dict]) -> None:
     out, summary, truth = bench
-    assert summary["datasets"] == {"CASME2": 12, "SAMM": 12, "SMIC": 12, "CASME": 12, "CK+": 8, "FER2013": 64,
-                                   "FERPlus": 64}
+    assert summary["datasets"] == {"CASME2": 12, "SAMM": 12, "SMIC": 12, "CASME": 12, "CASME3": 12, "4DME": 12,
+                                   "MMEW": 12, "CK+": 8, "FER2013": 64, "FERPlus": 64}
     assert summary["subjects"] == SUBJECTS and summary["seed"] == 3
-    assert len(truth["clips"]) == 56 and len(truth["images"]) == 64
+    assert len(truth["clips"]) == 92 and len(truth["images"]) == 64
     assert (out / "README.txt").read_text().startswith("mertk synthetic micro-expression benchmark")
 
 

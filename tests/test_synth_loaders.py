@@ -9,8 +9,9 @@ import pytest
 from mertk.cli import main
 from mertk.data import open_dataset
 
-LOADERS = {"CASME2": "casme2", "SAMM": "samm", "SMIC": "smic", "CASME": "casme", "CK+": "ckplus"}
-SUBJECT = {"casme2": "casme2/{}", "samm": "samm/{}", "smic": "smic/{}", "casme": "casme/{}", "ckplus": "ckplus/{}"}
+LOADERS = {"CASME2": "casme2", "SAMM": "samm", "SMIC": "smic", "CASME": "casme", "CK+": "ckplus",
+           "CASME3": "casme3", "4DME": "fourdme", "MMEW": "mmew"}
+SUBJECT = {name: name + "/{}" for name in LOADERS.values()}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 from ..registry import DATASETS
 
 # Importing the loader modules registers them.
-from . import casme, casme2, ckplus, features, fer2013, samm, samm_long, smic  # noqa: F401  (registration)
+from . import casme, casme2, casme3, ckplus, features, fer2013, fourdme, mmew, samm, samm_long, smic  # noqa: F401  (registration)
 from . import composite  # noqa: F401  (registers the composites)
 from .composite import Composite
 from .labels import LABEL_MAPS, LabelMap, get_label_map

@@ -33,6 +33,9 @@ COMPONENT_FOLDERS: dict[str, tuple[str, ...]] = {
     "smic": ("SMIC", "SMIC-HS", "SMIC_HS", "SMIC_all_raw", "smic"),
     "casme": ("CASME", "casme"),
     "ckplus": ("CK+", "CKPlus", "ckplus", "CK"),
+    "casme3": ("CASME3", "CAS(ME)3", "CAS(ME)^3", "casme3"),
+    "fourdme": ("4DME", "4DMicro", "fourdme"),
+    "mmew": ("MMEW", "mmew"),
 }
 
 
@@ -66,6 +69,8 @@ _spec(CompositeSpec("megc2018", ("casme2", "samm"), "megc2018",
                     "MEGC 2018 composite: CASME II + SAMM, objective classes I-V (253 clips on the official files)"))
 _spec(CompositeSpec("strcn-casme2-samm", ("casme2", "samm"), "strcn4",
                     "STRCN's CASME II + SAMM composite in 4 classes (positive, negative, surprise, other)"))
+_spec(CompositeSpec("cd6me", ("casme", "casme2", "samm", "casme3", "fourdme", "mmew"), "megc2019",
+                    "Six-dataset composite (CASME, CASME II, SAMM, CAS(ME)^3 part A, 4DME, MMEW) as negative/positive/surprise; subjects namespaced per dataset, never merged"))
 
 
 def locate_component(root: Path, component: str) -> Path:

@@ -100,6 +100,13 @@ MEGC2019 = _add(LabelMap(
         "ckplus": _invert({"negative": ("1", "2", "3", "4", "6"), "positive": ("5",), "surprise": ("7",)}),
         "fer2013": _invert({"negative": ("0", "1", "2", "4"), "positive": ("3",), "surprise": ("5",)}),
         "megc2019-features": _invert({"negative": ("0", "negative"), "positive": ("1", "positive"), "surprise": ("2", "surprise")}),
+        # The newer datasets read the same way: negative = disgust, fear, anger, sad(ness); positive =
+        # happy(iness); surprise; others (and 4DME's repression) excluded. CAS(ME)^3: Li et al. 2022,
+        # TPAMI, 3-class setting; 4DME ships the coarse classes itself (Li et al. 2022, TAC); MMEW: Ben
+        # et al. 2021, TPAMI, six basic emotions + others.
+        "casme3": _invert({"negative": ("disgust", "fear", "anger", "sad", "sadness"), "positive": ("happy", "happiness"), "surprise": ("surprise",)}),
+        "fourdme": _invert({"negative": ("negative",), "positive": ("positive",), "surprise": ("surprise",)}),
+        "mmew": _invert({"negative": ("disgust", "fear", "anger", "sadness"), "positive": ("happiness",), "surprise": ("surprise",)}),
     },
     description="MEGC 2019 composite classes (SMIC-HS + CASME II + SAMM): negative, positive, surprise",
 ))
@@ -204,6 +211,12 @@ _add(LabelMap("c3d-casme4", ("tense", "surprise", "repression", "disgust"),
 _add(LabelMap("c3d-casme2-5", ("surprise", "repression", "happiness", "disgust", "others"),
               _identity("casme2", ("surprise", "repression", "happiness", "disgust", "others")),
               description="3D-CNN (Wu et al. 2022) on CASME II: surprise, repression, happiness, disgust, others"))
+
+CASME3_7 = ("happy", "disgust", "fear", "anger", "sad", "surprise", "others")
+_add(LabelMap("casme3-7", CASME3_7,
+              {"casme3": {**{c: c for c in CASME3_7}, "happiness": "happy", "sadness": "sad"}},
+              description="CAS(ME)^3 part A seven classes as published (Li et al. 2022, TPAMI): happy, disgust, fear, "
+              "anger, sad, surprise, others"))
 
 FER2013_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 _add(LabelMap("fer2013-7", FER2013_NAMES, {"fer2013": {str(i): n for i, n in enumerate(FER2013_NAMES)}},

@@ -11,6 +11,8 @@ the validation set touches neither, so no protocol (nor a hand-made fold) can le
   ``ceil(1 / test_fraction)`` disjoint parts; each part is the test set of one fold, so every video
   is tested exactly once.
 - :func:`leave_one_video_out`: true leave-one-out, one fold per video.
+- :func:`leave_one_dataset_out`: cross-dataset evaluation over a composite, one fold per component
+  dataset (train on the others, test on it).
 - :func:`official_splits`: FER2013's ``Usage`` column as SHCNN uses it (Training / PrivateTest as
   validation / PublicTest as test).
 - :func:`inner_validation`: move whole training subjects into a validation set (for choosing an epoch
@@ -97,6 +99,31 @@ def loso(subjects: Sequence[str]) -> list[Fold]:
         test = by_subject[subject]
         held = set(test)
         folds.append(Fold(subject, tuple(i for i in range(n) if i not in held), tuple(test)))
+    return folds
+
+
+def leave_one_dataset_out(datasets: Sequence[str]) -> list[Fold]:
+    """Leave one dataset out: one fold per distinct dataset (named after it, sorted), testing all its samples.
+
+    ``datasets[i]`` is sample i's dataset (``casme2``, ``mmew``...). Every sample is tested exactly
+    once, in its own dataset's fold, and never trains there; an inner validation split
+    (:func:`inner_validation`) of such a fold draws from the training datasets' subjects only.
+    Raises :class:`ProtocolError` for no samples, a sample without a dataset, or a single dataset.
+    """
+    _check_nonempty(len(datasets), "leave-one-dataset-out")
+    by_dataset: dict[str, list[int]] = {}
+    for i, name in enumerate(datasets):
+        if name is None or str(name).strip() == "":
+            raise ProtocolError(f"leave-one-dataset-out: sample {i} has no dataset")
+        by_dataset.setdefault(str(name), []).append(i)
+    if len(by_dataset) < 2:
+        raise ProtocolError(f"leave-one-dataset-out: only one dataset ({next(iter(by_dataset))}); "
+                            "it needs a composite of two or more")
+    n = len(datasets)
+    folds = []
+    for name in sorted(by_dataset):
+        held = set(by_dataset[name])
+        folds.append(Fold(name, tuple(i for i in range(n) if i not in held), tuple(by_dataset[name])))
     return folds
 
 

@@ -26,7 +26,7 @@ from ..errors import MertkError
 from ..registry import RECIPES
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
-PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official")
+PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official", "leave_one_dataset_out")
 INFERENCE = ("none", "vote", "ten_crop")
 CLASSIFIER_MODES = ("reset", "keep")
 FOLD_BATCHING = ("auto", True, False)

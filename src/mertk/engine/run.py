@@ -188,6 +188,9 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         if recipe.final_model or recipe.inference != "none":
             raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} needs final_model: false and "
                               "inference: none (model.pt checkpoints hold torch weights)")
+    if recipe.protocol == "leave_one_dataset_out" and entry.meta.get("kind") != "composite":
+        raise RecipeError(f"recipe {recipe.name}: protocol leave_one_dataset_out needs a composite dataset, "
+                          f"not {recipe.data.dataset!r}")
     options = {"lovo": {"test_fraction"}}.get(recipe.protocol, set())
     unknown = sorted(set(recipe.protocol_options) - options - {"test_fraction"})
     if unknown:
@@ -615,6 +618,8 @@ def _folds_for(recipe: Recipe, clips: Clips) -> list[Any]:
                               seed=recipe.seed, labels=[r.label for r in clips.records])
     if recipe.protocol == "leave_one_video_out":
         return protocols.leave_one_video_out(n)
+    if recipe.protocol == "leave_one_dataset_out":
+        return protocols.leave_one_dataset_out([r.dataset for r in clips.records])
     return protocols.official_splits([getattr(r, "split", None) for r in clips.records])
 
 

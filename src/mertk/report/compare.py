@@ -6,6 +6,10 @@ The table holds the honest figures (the run's protocol: last epoch or an inner v
 The inflated "best test epoch" figure that many papers print is shown only in a separate, labelled
 table, and only where the run recorded per-epoch test predictions (``train.test_curve``); otherwise
 it says "not recorded".
+
+Runs with the ``leave_one_dataset_out`` protocol also get a per-held-out-dataset table: one line per
+run and held-out dataset (each tested by the model trained on the other datasets), with its clips and
+UF1, UAR and accuracy, then the run's overall line.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .analysis import load_run, recipe_overrides
 
 METRICS = (("UF1", "uf1"), ("UAR", "uar"), ("Acc", "accuracy"))
 NOT_RECORDED = "not recorded"
+LODO = "leave_one_dataset_out"
 
 
 def _fmt(value: Any) -> str:
@@ -31,7 +36,9 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
 
     Returns:
         ``{"datasets": [... , "overall"], "runs": [{"run_dir", "label", "recipe", "model", "sets",
-        "distinguishing", "classes", "scores": {dataset: {"uf1", "uar", "accuracy", "n"}},
+        "distinguishing", "classes", "protocol", "scores": {dataset: {"uf1", "uar", "accuracy", "n"}},
+        "held_out": {dataset: {...}} (leave-one-dataset-out runs: the per-fold figures, one fold per
+        held-out dataset) | None},
         "inflated": {"uf1", "uar", "accuracy", "epochs", "label"} | None}], "notes": [...]}``.
 
     Raises:
@@ -60,9 +67,13 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
                 datasets.append(name)
         scores["overall"] = {k: r["metrics"].get(k) for _, k in METRICS} | {"n": r["metrics"].get("n")}
         inflated = r.get("best_test_epoch_inflated") or None
+        held_out = None
+        if r.get("protocol") == LODO:
+            held_out = {name: {k: v.get(k) for _, k in METRICS} | {"n": v.get("n")}
+                        for name, v in (r.get("report", {}).get("per_fold") or {}).items()}
         rows.append({"run_dir": str(run.run_dir), "recipe": r.get("recipe"), "model": r.get("model"), "sets": sets,
                      "classes": list(r.get("classes") or []), "scores": scores, "inflated": inflated,
-                     "selection": r.get("selection")})
+                     "selection": r.get("selection"), "protocol": r.get("protocol"), "held_out": held_out})
     common = set.intersection(*(set(row["sets"]) for row in rows)) if rows else set()
     labels: dict[str, int] = {}
     for row in rows:
@@ -87,7 +98,8 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
 
 
 def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
-    """The honest table, then the separately labelled inflated table, then notes (Markdown or plain)."""
+    """The honest table, the per-held-out-dataset table (leave-one-dataset-out runs), then the separately
+    labelled inflated table, then notes (Markdown or plain)."""
     datasets = result["datasets"]
     header = ["method"] + [f"{d} {m}" for d in datasets for m, _ in METRICS]
     body = []
@@ -108,10 +120,20 @@ def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
             inflated.append([row["label"], NOT_RECORDED, NOT_RECORDED, NOT_RECORDED,
                              "run with --set train.test_curve=true to record it"])
     out = ["Honest figures (each run's protocol: no test fold chooses anything)", "",
-           _table(header, body, markdown), "",
-           "Best test epoch per fold (INFLATED: each fold's epoch chosen by its own test accuracy; for comparison "
-           "with papers only, overall)", "",
-           _table(inflated_header, inflated, markdown)]
+           _table(header, body, markdown), ""]
+    held = [row for row in result["runs"] if row.get("held_out")]
+    if held:
+        lines = []
+        for row in held:
+            for name, s in row["held_out"].items():
+                lines.append([row["label"], name, str(s.get("n") or "-")] + [_fmt(s.get(k)) for _, k in METRICS])
+            s = row["scores"]["overall"]
+            lines.append([row["label"], "overall", str(s.get("n") or "-")] + [_fmt(s.get(k)) for _, k in METRICS])
+        out += ["Leave one dataset out (honest): each held-out dataset tested by the model trained on the others", "",
+                _table(["method", "held-out dataset", "clips"] + [m for m, _ in METRICS], lines, markdown), ""]
+    out += ["Best test epoch per fold (INFLATED: each fold's epoch chosen by its own test accuracy; for comparison "
+            "with papers only, overall)", "",
+            _table(inflated_header, inflated, markdown)]
     if result["notes"]:
         out += [""] + [f"note: {n}" for n in result["notes"]]
     return "\n".join(out) + "\n"

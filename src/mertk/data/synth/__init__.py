@@ -1,7 +1,7 @@
 """The synthetic micro-expression benchmark (SPEC section 3), written in the native dataset layouts.
 
-:func:`synthesize` writes CASME II-, SAMM-, SMIC-HS-, CASME-, CK+-, FER2013- and FERPlus-format copies built
-from face photos shipped inside installed packages, plus the ground truth (labels, onset/apex/offset, AUs,
+:func:`synthesize` writes CASME II-, SAMM-, SMIC-HS-, CASME-, CAS(ME)^3-, 4DME-, MMEW-, CK+-, FER2013- and
+FERPlus-format copies built from face photos shipped inside installed packages, plus the ground truth (labels, onset/apex/offset, AUs,
 blinks, apex displacement fields) documented in ``docs/synthetic.md``.
 """
 
@@ -19,7 +19,7 @@ __all__ = ["synthesize", "GT_FORMAT"]
 
 GT_FORMAT = "mertk-synth-ground-truth/1"
 MARKER = ".mertk-synth"
-OWNED = ("CASME2", "SAMM", "SMIC", "CASME", "CK+", "FER2013", "SAMM_longvideos", "ground_truth", "ground_truth.json", "README.txt", MARKER)
+OWNED = ("CASME2", "SAMM", "SMIC", "CASME", "CASME3", "4DME", "MMEW", "CK+", "FER2013", "SAMM_longvideos", "ground_truth", "ground_truth.json", "README.txt", MARKER)
 
 README = """\
 mertk synthetic micro-expression benchmark (seed {seed}, size {size}, {subjects} subjects per dataset)
@@ -34,6 +34,10 @@ layouts so that the mertk loaders read them exactly as they read the real datase
   SMIC/     HS/sN/micro/<label>/sN_xx_NN/imageNNNNNN.bmp (100 fps)
   CASME/    CASME_A_Section_coding.xlsx, CASME_B_Section_coding.xlsx,
             CASME_A|B/subNN/<Filename>/<Filename>-N.jpg (60 fps)
+  CASME3/   cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx, spNO.N/<letter>/color/N.jpg (30 fps, two clips
+            per video letter)
+  4DME/     4DME_Labelling_Micro_release v1.xlsx, gray_micro/SNN/SNN_NN/imgN.jpg (60 fps, grey)
+  MMEW/     MMEW_Micro_Exp.xlsx, Micro_Expression/<emotion>/SNN_NN/N.jpg (90 fps)
   CK+/      cohn-kanade-images/SNNN/NNN/*.png and Emotion/SNNN/NNN/*_emotion.txt (30 fps, macro)
   FER2013/  fer2013.csv (48x48 grey, emotion 0..6, Usage) and fer2013new.csv (FERPlus votes,
             aligned row by row)
@@ -78,7 +82,7 @@ def synthesize(out: str | Path, *, subjects: int = 12, seed: int = 0, size: str 
 
     Returns:
         ``{"out", "datasets": {name: clips or images}, "ground_truth": path, "subjects", "seed", "size"}``;
-        ``datasets`` holds CASME2, SAMM, SMIC, CASME, CK+ (clips), FER2013 and FERPlus (csv rows).
+        ``datasets`` holds CASME2, SAMM, SMIC, CASME, CASME3, 4DME, MMEW, CK+ (clips), FER2013 and FERPlus (csv rows).
     """
     if size not in SIZES:
         raise MertkError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")

@@ -235,6 +235,34 @@ PROGRAMS["CASME"] = (
     Program("sadness", 6, _variants("SAMM", "Sadness"), "negative"),
 )
 
+# The newer datasets' vocabularies with the same AU programs; shares are rough (largest classes
+# largest, as CAS(ME)^3 part A, 4DME micro and MMEW report them), not exact published counts.
+PROGRAMS["CASME3"] = (
+    Program("happy", 64, _variants("CASME2", "happiness"), "positive"),
+    Program("disgust", 250, _variants("CASME2", "disgust"), "negative"),
+    Program("fear", 86, _variants("SAMM", "Fear"), "negative"),
+    Program("anger", 64, _variants("SAMM", "Anger"), "negative"),
+    Program("sad", 57, _variants("SAMM", "Sadness"), "negative"),
+    Program("surprise", 187, _variants("CASME2", "surprise"), "surprise"),
+    Program("others", 152, _variants("CASME2", "others"), None),
+)
+PROGRAMS["4DME"] = (
+    Program("Positive", 34, _variants("CASME2", "happiness"), "positive"),
+    Program("Negative", 127, _variants("SMIC", "negative"), "negative"),
+    Program("Surprise", 30, _variants("CASME2", "surprise"), "surprise"),
+    Program("Repression", 6, _variants("CASME2", "repression"), None),
+    Program("Others", 70, _variants("CASME2", "others"), None),
+)
+PROGRAMS["MMEW"] = (
+    Program("happiness", 36, _variants("CASME2", "happiness"), "positive"),
+    Program("anger", 8, _variants("SAMM", "Anger"), "negative"),
+    Program("surprise", 89, _variants("CASME2", "surprise"), "surprise"),
+    Program("disgust", 72, _variants("CASME2", "disgust"), "negative"),
+    Program("fear", 16, _variants("SAMM", "Fear"), "negative"),
+    Program("sadness", 13, _variants("SAMM", "Sadness"), "negative"),
+    Program("others", 102, _variants("CASME2", "others"), None),
+)
+
 
 def plan_labels(dataset: str, n_subjects: int, per_subject: int, rng: np.random.Generator,
                 min_subjects_per_class: int = 3) -> list[list[Program]]:

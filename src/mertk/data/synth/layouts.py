@@ -20,6 +20,10 @@ from ..fake.micro import (
     casme2_clip_dir, casme2_frame_name, casme_clip_dir, casme_frame_name, samm_clip_dir, samm_frame_name,
     smic_clip_dir, smic_frame_name, write_casme2_coding, write_casme_coding, write_samm_coding,
 )
+from ..fake.newer import (
+    casme3_frame_name, casme3_video_dir, fourdme_clip_dir, fourdme_frame_name, mmew_clip_dir, mmew_frame_name,
+    write_casme3_labels, write_fourdme_labels, write_mmew_labels, CASME3_SHEET, FOURDME_SHEET, MMEW_SHEET,
+)
 from ..fake.static import FERPLUS_COLUMNS, write_ckplus_sequence, write_fer2013_csv, write_ferplus_csv
 from .actions import Program, normalised_field, objective_class, plan_labels
 from .faces import Subject, make_subject
@@ -71,6 +75,11 @@ MICRO = {
     "SMIC": MicroSpec("SMIC", (128, 108), False, 100.0, 0.8, None, 2),
     # the real CASME has 640x480 frames at 60 fps; a small frame like the others
     "CASME": MicroSpec("CASME", (192, 160), False, 60.0, 0.8, (88, 96), 5),
+    # the newer datasets, after the others (own streams): CAS(ME)^3 part A 30 fps colour, 4DME's grey
+    # micro frames at 60 fps, MMEW at 90 fps; frames kept small like the others
+    "CASME3": MicroSpec("CASME3", (192, 160), False, 30.0, 0.8, (88, 96), 7),
+    "4DME": MicroSpec("4DME", (176, 176), True, 60.0, 0.72, (90, 97), 8),
+    "MMEW": MicroSpec("MMEW", (192, 160), False, 90.0, 0.8, (88, 96), 9),
 }
 CK_STREAM, FER_STREAM, FERPLUS_STREAM = 3, 4, 6
 
@@ -124,7 +133,9 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
     """Write one micro dataset copy under ``out/<spec.name>``; returns (ground-truth clips, subjects).
 
     CASME is split like the real release: the first half of the subjects in section A
-    (``CASME_A_Section_coding.xlsx``, frames under ``CASME_A/``), the rest in section B.
+    (``CASME_A_Section_coding.xlsx``, frames under ``CASME_A/``), the rest in section B. CAS(ME)^3 puts
+    two clips in each video letter (clips 1 and 2 in ``a``, 3 and 4 in ``b``, ...; the second 400 frames
+    later), so clip ids are ``a@<onset>``.
     """
     root, k = out / spec.name, spec.stream
     plan = plan_labels(spec.name, n_subjects, size.micro_clips, np.random.default_rng([seed, k, 999]))
@@ -135,7 +146,8 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
     for i in range(n_subjects):
         number = i + 1 if spec.name != "SAMM" else i + 6
         sid = {"CASME2": f"sub{number:02d}", "SAMM": f"{number:03d}", "SMIC": f"s{number}",
-               "CASME": f"sub{number:02d}"}[spec.name]
+               "CASME": f"sub{number:02d}", "CASME3": f"spNO.{number}", "4DME": f"S{number:02d}",
+               "MMEW": f"S{number:02d}"}[spec.name]
         section = "A" if i < (n_subjects + 1) // 2 else "B"
         subject = _subject(sid, k, i, spec.frame, seed, face_width=spec.face_width)
         subjects.append({"dataset": spec.name, "subject": sid, **subject.params})
@@ -154,7 +166,9 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
             quality = None if spec.jpeg is None else int(rng.integers(spec.jpeg[0], spec.jpeg[1] + 1))
             # all three are drawn for every copy, so that each stream stays as earlier versions drew it
             starts = (int(rng.integers(1, 300)), int(rng.integers(1000, 9000)), int(rng.integers(100000, 900000)))
-            first = starts[{"CASME2": 0, "CASME": 0, "SAMM": 1, "SMIC": 2}[spec.name]]
+            first = starts[{"CASME2": 0, "CASME": 0, "SAMM": 1, "SMIC": 2, "CASME3": 0, "4DME": 1, "MMEW": 0}[spec.name]]
+            if spec.name == "CASME3":
+                first += 400 * (c % 2)
             numbers = list(range(first, first + n))
             if spec.name == "CASME2":
                 name = ""
@@ -172,6 +186,18 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
                 name = f"{number:03d}_{int(rng.integers(1, 8))}_{c + 1}"
                 folder = samm_clip_dir(root, number, name)
                 paths = [folder / samm_frame_name(number, m) for m in numbers]
+            elif spec.name == "CASME3":
+                name = f"{chr(ord('a') + c // 2)}@{first}"
+                folder = casme3_video_dir(root, sid, name.split("@")[0])
+                paths = [folder / casme3_frame_name(m) for m in numbers]
+            elif spec.name == "4DME":
+                name = f"{sid}_{c + 1:02d}"
+                folder = fourdme_clip_dir(root, sid, name)
+                paths = [folder / fourdme_frame_name(m) for m in numbers]
+            elif spec.name == "MMEW":
+                name = f"{sid}_{c + 1:02d}"
+                folder = mmew_clip_dir(root, program.label, name)
+                paths = [folder / mmew_frame_name(m) for m in numbers]
             else:
                 smic_index[program.label] = smic_index.get(program.label, 0) + 1
                 folder = smic_clip_dir(root, number, program.label, smic_index[program.label])
@@ -195,6 +221,17 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
                 sections[section].append({"Subject": number, "Filename": name, "OnsetFrame": onset, "ApexFrame": apex_n,
                                           "OffsetFrame": offset, "Action Units": _au_string(aus),
                                           "Emotion": program.label})
+            elif spec.name == "CASME3":
+                rows.append({"Subject": sid, "Filename": name.split("@")[0], "Onset": onset, "Apex": apex_n,
+                             "Offset": offset, "AU": _au_string(aus), "Objective class": objective,
+                             "emotion": program.label})
+            elif spec.name == "4DME":
+                rows.append({"sub_ID": sid, "fold_name": name, "Emotion": program.label, "Onset": onset,
+                             "Apex": apex_n, "Offset": offset, "AUs": _au_string(aus)})
+            elif spec.name == "MMEW":
+                rows.append({"Subject": sid, "Filename": name, "OnsetFrame": onset, "ApexFrame": apex_n,
+                             "OffsetFrame": offset, "Action Units": _au_string(aus),
+                             "Estimated Emotion": program.label, "remarks": None})
             gt_rel = f"ground_truth/{spec.name}/{sid}/{name}.npz"
             _save_gt(out, gt_rel, rendered, dist.blink_frames)
             clips.append(_clip_record(spec.name, sid, name, program, aus, objective, numbers, tl, spec.fps,
@@ -206,6 +243,11 @@ def write_micro(out: Path, spec: MicroSpec, n_subjects: int, size: Size, seed: i
     elif spec.name == "SAMM":
         path = write_samm_coding(root / "SAMM_Micro_FACS_Codes_v2.xlsx", rows)
         freeze_xlsx(path)
+    newer = {"CASME3": (write_casme3_labels, CASME3_SHEET), "4DME": (write_fourdme_labels, FOURDME_SHEET),
+             "MMEW": (write_mmew_labels, MMEW_SHEET)}
+    if spec.name in newer:
+        writer, sheet = newer[spec.name]
+        freeze_xlsx(writer(root / sheet, rows))
     for section, members in sections.items():
         if members:
             freeze_xlsx(write_casme_coding(root / f"CASME_{section}_Section_coding.xlsx", members))
