@@ -101,6 +101,7 @@ def model_input_spec(name: str, kwargs: dict[str, Any]):
 def feature_config(recipe: Recipe, num_classes: int | None = None):
     """The :class:`~mertk.preprocess.pipeline.PrepareConfig` of a recipe: the model's declared input
     (its feature family and size, as built with the recipe's kwargs) plus the recipe's overrides."""
+    from ..errors import PreprocessError
     from ..preprocess.pipeline import PrepareConfig, config_for_model
 
     kwargs = dict(recipe.model.kwargs)
@@ -117,7 +118,10 @@ def feature_config(recipe: Recipe, num_classes: int | None = None):
     elif spec.feature != "strcn_pixels":
         derived = {"size": tuple(spec.shape[-2:])}
     overrides = {**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.features.items()}}
-    config = config_for_model(recipe.model.name, **overrides)
+    try:
+        config = config_for_model(recipe.model.name, **overrides)
+    except PreprocessError as exc:
+        raise RecipeError(f"recipe {recipe.name}: features: {exc}") from None
     if config.feature != spec.feature:
         raise RecipeError(f"recipe {recipe.name}: features.feature={config.feature!r} but model "
                           f"{recipe.model.name} takes {spec.feature!r}")

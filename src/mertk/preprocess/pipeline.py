@@ -44,6 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from ..config_types import check_fields
 from ..errors import DataError, MertkError, PreprocessError
 from ..progress import ProgressBar
 from ..records import ClipRecord, ImageRecord, Skip
@@ -93,24 +94,25 @@ class PrepareConfig:
     """
 
     feature: str = "uvs"
-    size: tuple[int, int] = (28, 28)
+    size: tuple[int, int] = field(default=(28, 28), metadata={"range": (1, None)})
     crop: str = "laenet"
     flow: str = "tvl1"
     flow_params: tuple[tuple[str, Any], ...] = ()
     apex: str = "annotation"
     apex_fallback: str = "dc_rois_lbp"
     eye_mask: bool = False
-    eye_dilate: int = 0
-    magnify: float = 0.0
+    eye_dilate: int = field(default=0, metadata={"range": (0, None)})
+    magnify: float = field(default=0.0, metadata={"range": (0, None)})
     align: str = "none"
-    frames: int = 0
+    frames: int = field(default=0, metadata={"range": (0, None)})
     temporal: str = "tim"
     uvs_normalise: str = "minmax"
     apex_plus_one: bool = False
-    upsample: int = 1
+    upsample: int = field(default=1, metadata={"range": (0, None)})
     flow_size: int = 0
 
     def __post_init__(self) -> None:
+        check_fields(self, error=PreprocessError)
         if self.feature not in FEATURES:
             raise PreprocessError(f"unknown feature {self.feature!r}; choose from: {', '.join(FEATURES)}")
         if self.crop not in CROPS:
