@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..data.base import frame_files as _frame_files
-from ..errors import DataError, MertkError
+from ..errors import DataError, MertkError, check_writable
 
 if TYPE_CHECKING:  # the saliency module imports torch and matplotlib: load it only when a command runs
     from .saliency import SaliencyResult
@@ -332,6 +332,7 @@ def add_explain_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Run :func:`explain` for parsed arguments and print the summary."""
+    check_writable(args.out, folder=True)
     summary = explain(args.source, args.inputs, out=args.out, target=args.target, adversarial=not args.no_adversarial,
                       apex=args.apex)
     print(json.dumps(summary, indent=2) if args.json else format_explain(summary))
