@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .errors import MertkError, check_writable
+from .errors import MertkError, check_writable, frame_size
 
 EXIT_USAGE = 2
 
@@ -118,18 +118,17 @@ def cmd_flow(args: argparse.Namespace) -> int:
 
     from .errors import DataError
     from .preprocess.flow import get_flow_method
+    from .preprocess.imageio import read_image
 
     if args.out is not None:
         check_writable(args.out, folder=False)
     images = []
     for path in (args.a, args.b):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(path, "unreadable image" if path.exists() else "image not found")
+        image = read_image(path, cv2.IMREAD_COLOR)
         images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if images[0].shape != images[1].shape:
-        raise DataError(args.b, f"size {images[1].shape[1]}x{images[1].shape[0]} differs from {args.a} "
-                                f"({images[0].shape[1]}x{images[0].shape[0]})")
+        raise DataError(args.b, f"size {frame_size(*images[1].shape[:2])} differs from {args.a} "
+                                f"({frame_size(*images[0].shape[:2])})")
     method = get_flow_method(args.method)
     start = time.perf_counter()
     flow = method(images[0], images[1])
@@ -145,7 +144,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"{args.method}: {flow.shape[1]}x{flow.shape[0]} flow in {ms:.1f} ms; mean |flow| "
+        print(f"{args.method}: {frame_size(*flow.shape[:2])} flow in {ms:.1f} ms; mean |flow| "
               f"{summary['mean_magnitude']:.3f} px, max {summary['max_magnitude']:.3f} px, mean (u, v) "
               f"({summary['mean_u']:.3f}, {summary['mean_v']:.3f})" + (f" -> {args.out}" if args.out else ""))
     return 0

@@ -63,3 +63,8 @@ def check_writable(path: str | Path, *, folder: bool) -> Path:
         raise DataError(path, f"cannot write here: {probe} is on a read-only file system" if readonly
                         else f"cannot write here: no permission to write {probe}")
     return path
+
+
+def frame_size(height: int, width: int) -> str:
+    """A frame size as every message prints it: width first, labelled (``640x480 (WxH)``)."""
+    return f"{int(width)}x{int(height)} (WxH)"

@@ -664,6 +664,9 @@ def run_recipe(
         "pipeline_version": PIPELINE_VERSION,  # features made by another pipeline version never resume a run
     }
     run_dir = run_dir_for(recipe, resolved, out)
+    t0 = time.perf_counter()
+    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], dict(recipe.data.loader))  # before the run dir
+    say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
     run_dir.mkdir(parents=True, exist_ok=True)
     folds_dir = run_dir / "folds"
     import yaml
@@ -673,9 +676,6 @@ def run_recipe(
     timings: dict[str, float] = {}
     start_all = time.perf_counter()
 
-    t0 = time.perf_counter()
-    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], dict(recipe.data.loader))
-    say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
     result = prepare(ds, config, cache_dir=cache, workers=workers, progress=progress, records=clips.records)
     extra: dict[float, dict[str, Any]] = {}
     for alpha in recipe.augment.magnify:

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from ..config_types import check_fields
-from ..errors import DataError, MertkError, PreprocessError
+from ..errors import DataError, MertkError, PreprocessError, frame_size
 from ..progress import ProgressBar
 from ..records import ClipRecord, ImageRecord, Skip
 from ..registry import SPOTTERS
@@ -55,6 +55,7 @@ from .crop import Box, crop_clip, get_box, resize
 from .encode import hsi_image, shallow_channels, uvs_image
 from .eyemask import apply_eye_mask, eye_mask
 from .flow import get_flow_method
+from .imageio import read_image
 from .strain import optical_strain
 
 CLIP_FEATURES = ("uvs", "hsi_flow", "flow_uv", "flow_vx", "flow_vy", "flow_mag", "flow_vxvy", "flow_vxvym",
@@ -225,12 +226,10 @@ def read_frames(paths: Sequence[Path]) -> np.ndarray:
     """Read a clip's frames as ``T x H x W x 3`` uint8 RGB; a bad or mismatched frame is a DataError."""
     frames = []
     for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(path, "unreadable image")
+        image = read_image(path, cv2.IMREAD_COLOR)
         if frames and image.shape != frames[0].shape:
-            raise DataError(path, f"frame size {image.shape[0]}x{image.shape[1]} differs from the clip's first frame "
-                                  f"{frames[0].shape[0]}x{frames[0].shape[1]}")
+            raise DataError(path, f"frame size {frame_size(*image.shape[:2])} differs from the clip's first frame "
+                                  f"{frame_size(*frames[0].shape[:2])}")
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if not frames:
         raise PreprocessError("clip has no frames")
