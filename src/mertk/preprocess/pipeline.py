@@ -471,7 +471,37 @@ def clip_cache_key(record: ClipRecord, config: PrepareConfig) -> str:
     )
 
 
+def _exit_with_parent() -> None:
+    """End this worker process when the process that started it dies (even by kill -9).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere: a
+    daemon thread polls the parent id and exits once the worker has been re-parented. Without this a
+    worker blocked on the pool's pipe outlives a killed ``mertk prepare``.
+    """
+    import signal
+    import threading
+
+    parent = os.getppid()
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="mertk-parent-watch", daemon=True).start()
+
+
 def _worker_init() -> None:
+    _exit_with_parent()
     import torch
 
     torch.set_num_threads(1)
