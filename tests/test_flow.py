@@ -103,7 +103,7 @@ def test_identical_frames_give_zero_flow(method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_mismatched_sizes_raise(method):
-    with pytest.raises(FlowError, match=r"frame sizes differ: prev is 96x96, next is 96x90"):
+    with pytest.raises(FlowError, match=r"frame sizes differ: prev is 96x96 \(WxH\), next is 90x96 \(WxH\)"):
         compute_flow(_texture(), _texture()[:, :90], method)
 
 
@@ -124,7 +124,7 @@ def test_batch_validation():
     a = _texture()
     with pytest.raises(FlowError, match="2 prev frames but 1 next frames"):
         compute_flow_batch([a, a], [a], "tvl1")
-    with pytest.raises(FlowError, match="pair 1 is 90x90 but pair 0 is 96x96"):
+    with pytest.raises(FlowError, match="pair 1 is 90x90 \\(WxH\\) but pair 0 is 96x96 \\(WxH\\)"):
         compute_flow_batch([a, a[:90, :90]], [a, a[:90, :90]], "tvl1")
 
 
@@ -163,7 +163,7 @@ def test_non_finite_result_raises():
             out[0, 0, 1] = np.nan
             return out
 
-    with pytest.raises(FlowError, match="'broken': result has 1 NaN/inf values for a 96x96 pair"):
+    with pytest.raises(FlowError, match="'broken': result has 1 NaN/inf values for a 96x96 \\(WxH\\) pair"):
         Broken()(_texture(), _texture())
 
 

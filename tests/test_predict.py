@@ -183,7 +183,7 @@ def test_folder_errors(tmp_path, trained):
     mixed.mkdir()
     cv2.imwrite(str(mixed / "f1.png"), np.zeros((10, 8, 3), np.uint8))
     cv2.imwrite(str(mixed / "f2.png"), np.zeros((12, 8, 3), np.uint8))
-    with pytest.raises(DataError, match=r"f2\.png: frame 1 is 8x12, the first frame 8x10"):
+    with pytest.raises(DataError, match=r"f2\.png: frame 1 is 8x12 \(WxH\), the first frame 8x10 \(WxH\)"):
         read_frame_folder(mixed)
 
 

@@ -65,7 +65,7 @@ def test_config_defaults_are_the_ststnet_recipe_and_bad_values_raise():
         TrainConfig(loss="focal")
     with pytest.raises(TrainError, match="train.batch_size must be >= 1"):
         TrainConfig(batch_size=0)
-    with pytest.raises(TrainError, match="train.epochs must be int"):
+    with pytest.raises(TrainError, match="train.epochs must be an integer, got .10."):
         TrainConfig(epochs="10")
     assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
 

@@ -10,12 +10,13 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .errors import MertkError
+from .errors import MertkError, check_writable, frame_size
 
 EXIT_USAGE = 2
 
@@ -105,9 +106,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise _Err("prepare: give exactly one of --features NAME or --model NAME")
     config = config_for_model(args.model) if args.model else config_for_feature(args.features)
     config = apply_overrides(config, args.set)
+    cache = None if args.no_cache else check_writable(args.cache or default_cache_dir(), folder=True)
     loader = {**_loader_kwargs(args), **({"official": args.official} if args.official else {})}
     dataset = open_dataset(args.dataset, args.root, **loader)
-    cache = None if args.no_cache else (args.cache or default_cache_dir())
     result = prepare(dataset, config, cache_dir=cache, workers=args.workers, progress=not (args.json or args.quiet))
     summary = result.summary()
     summary.update({"dataset": args.dataset, "root": str(args.root), "cache": None if cache is None else str(cache),
@@ -138,22 +139,24 @@ def cmd_flow(args: argparse.Namespace) -> int:
 
     from .errors import DataError
     from .preprocess.flow import get_flow_method
+    from .preprocess.imageio import read_image
 
+    if args.out is not None:
+        check_writable(args.out, folder=False)
     images = []
     for path in (args.a, args.b):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(path, "unreadable image" if path.exists() else "image not found")
+        image = read_image(path, cv2.IMREAD_COLOR)
         images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if images[0].shape != images[1].shape:
-        raise DataError(args.b, f"size {images[1].shape[1]}x{images[1].shape[0]} differs from {args.a} "
-                                f"({images[0].shape[1]}x{images[0].shape[0]})")
+        raise DataError(args.b, f"size {frame_size(*images[1].shape[:2])} differs from {args.a} "
+                                f"({frame_size(*images[0].shape[:2])})")
     method = get_flow_method(args.method)
     start = time.perf_counter()
     flow = method(images[0], images[1])
     ms = (time.perf_counter() - start) * 1000
     magnitude = np.hypot(flow[..., 0], flow[..., 1])
     if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         np.save(args.out, flow)
     summary = {"method": args.method, "shape": list(flow.shape), "ms": round(ms, 2),
                "mean_magnitude": float(magnitude.mean()), "max_magnitude": float(magnitude.max()),
@@ -162,7 +165,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"{args.method}: {flow.shape[1]}x{flow.shape[0]} flow in {ms:.1f} ms; mean |flow| "
+        print(f"{args.method}: {frame_size(*flow.shape[:2])} flow in {ms:.1f} ms; mean |flow| "
               f"{summary['mean_magnitude']:.3f} px, max {summary['max_magnitude']:.3f} px, mean (u, v) "
               f"({summary['mean_u']:.3f}, {summary['mean_v']:.3f})" + (f" -> {args.out}" if args.out else ""))
     return 0
@@ -171,6 +174,8 @@ def cmd_flow(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .engine.run import run_recipe
 
+    check_writable(args.out or Path("runs"), folder=True)
+    check_writable(args.cache or default_cache_dir(), folder=True)
     overrides = list(args.set)
     if args.official is not None:
         overrides.append(f"data.official={json.dumps(str(args.official.expanduser().resolve()))}")
@@ -350,22 +355,80 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """An error message on one line: ANSI escape codes removed, line breaks and runs of spaces as one space."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).split())
+
+
+OUTPUT_OPTIONS = ("out", "cache", "onnx", "markdown", "annotate")
+
+
+def os_error_message(exc: OSError, args: argparse.Namespace | None = None) -> str:
+    """``PATH: errno text`` of a failed read or write (e.g. ``out/a.npy: No space left on device``); an
+    error that carries no path (a write to an open file) names the command's output options instead."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    if where:
+        return f"{where}: {problem}"
+    outputs = [f"--{name} {getattr(args, name)}" for name in OUTPUT_OPTIONS if getattr(args, name, None) is not None]
+    return f"{problem} (while writing {', '.join(outputs)})" if outputs else problem
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: Python's, OpenCV's (code -4) or torch's allocator."""
+    cv2_oom = type(exc).__module__.startswith("cv2") and (getattr(exc, "code", None) == -4
+                                                           or "Insufficient memory" in str(exc))
+    return isinstance(exc, MemoryError) or cv2_oom or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
+def memory_message(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line: what could not be allocated, the sizes the user asked for and what to lower."""
+    text = str(exc)
+    found = re.search(r"Failed to allocate \d+ bytes|can't allocate memory: you tried to allocate \d+ bytes", text)
+    detail = found.group(0) if found else one_line(text) or type(exc).__name__
+    asked = [f"--set {item}" for item in getattr(args, "set", None) or []]
+    return (f"out of memory ({detail})" + (f" with {', '.join(asked)}" if asked else "")
+            + "; lower the sizes (--set size=[H,W] or flow_size=N, smaller images) or use fewer --workers")
+
+
+def quiet_libraries() -> None:
+    """Keep the libraries' own logging off stderr, where a command prints one line per error."""
+    import warnings
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # read when cv2 is imported (here and in workers)
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].utils.logging.setLogLevel(sys.modules["cv2"].utils.logging.LOG_LEVEL_ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"torch(\.|$)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
+    quiet_libraries()
     handler = COMMANDS[args.command][0] if args.command in COMMANDS else _plugin_handler(args.command)
     try:
         return handler(args)
     except MertkError as exc:
-        print(f"mertk: error: {exc}", file=sys.stderr)
+        print(f"mertk: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError as exc:
+        print(f"mertk: error: {memory_message(exc, args)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a failed read or write (read-only folder, full disk, file where a folder is needed)
+        if isinstance(exc, BrokenPipeError):  # e.g. `mertk models | head`: stop quietly, as other Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        print(f"mertk: error: {one_line(os_error_message(exc, args))}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RuntimeError, Exception) as exc:
+        if not out_of_memory(exc):
+            raise
+        print(f"mertk: error: {memory_message(exc, args)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mertk: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `mertk models | head`: stop quietly, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

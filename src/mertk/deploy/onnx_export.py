@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError, MertkError, ModelError
+from ..errors import DataError, MertkError, ModelError, check_writable
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probs"
@@ -229,6 +229,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from ..engine.checkpoint import load_checkpoint
 
+    check_writable(args.onnx, folder=False)
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model()
     start = time.perf_counter()

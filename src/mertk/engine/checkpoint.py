@@ -22,6 +22,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -143,6 +145,17 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     return path
 
 
+_TORCH_HINTS = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch")
+
+
+def _load_problem(exc: Exception) -> str:
+    """The cause in torch.load's error, on one line: no ANSI codes, no advice to disable weights_only."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc))
+    lines = [line.strip().removeprefix("WeightsUnpickler error:").strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not line.startswith(_TORCH_HINTS)]
+    return "; ".join(kept) or (lines[0] if lines and lines[0] else type(exc).__name__)
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
@@ -157,10 +170,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise DataError(path, "checkpoint not found" if not path.is_dir() else "a run directory without model.pt")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warnings (pickle protocol...) would add lines to the error
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zipfile, pickle and torch raise many types for a damaged file
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(path, f"not a readable mertk checkpoint ({type(exc).__name__}: {problem[:160]})") from None
+        raise DataError(path, f"not a readable mertk checkpoint ({type(exc).__name__}: {_load_problem(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(path, f"not a mertk checkpoint (no '{FORMAT}' marker)")
     if payload.get("format_version") != FORMAT_VERSION:

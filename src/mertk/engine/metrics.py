@@ -198,6 +198,11 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
             raise DataError(
                 path, f"{column} is not a number: {frame[column].iloc[bad[0]]!r}", row=_row(frame, int(bad[0]))
             )
+        numbers = values.to_numpy(dtype=float)
+        outside = np.flatnonzero(~np.isfinite(numbers) | (numbers < 0) | (numbers > 1 + 1e-6))
+        if outside.size:
+            raise DataError(path, f"{column} must be a probability in [0, 1], got {frame[column].iloc[outside[0]]!r}",
+                            row=_row(frame, int(outside[0])))
         frame[column] = values.astype(float)
     key = frame[["dataset", "subject", "clip"]]
     dup = np.flatnonzero(key.duplicated().to_numpy())

@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from ..config_types import check_value
 from ..errors import MertkError
 from ..registry import RECIPES
 
@@ -176,13 +177,10 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
             cls = _SECTIONS[key]
             _check_keys(value, _fields(cls), f"{key}.", source)
             kwargs = dict(value)
-            for name in ("rotate", "magnify", "frame_select"):
-                if name in kwargs and cls is AugmentSpec:
-                    items = kwargs[name] or ()
-                    kwargs[name] = tuple(float(v) for v in (items if isinstance(items, (list, tuple)) else [items]))
             for sub in ("loader", "kwargs"):
                 if sub in kwargs and kwargs[sub] is None:
                     kwargs[sub] = {}
+            kwargs = {k: check_value(cls, k, v, error=RecipeError, prefix=f"{source}: {key}.") for k, v in kwargs.items()}
             try:
                 values[key] = cls(**kwargs)
             except TypeError as exc:
@@ -194,7 +192,7 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
                 raise RecipeError(f"{source}: section {key!r} must be a mapping, got {value!r}")
             values[key] = dict(value)
         else:
-            values[key] = value
+            values[key] = check_value(Recipe, key, value, error=RecipeError, prefix=f"{source}: ")
     recipe = Recipe(**values)
     if recipe.protocol not in PROTOCOLS:
         raise RecipeError(f"{source}: unknown protocol {recipe.protocol!r}; choose from: {', '.join(PROTOCOLS)}")

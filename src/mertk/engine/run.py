@@ -104,6 +104,7 @@ def model_input_spec(name: str, kwargs: dict[str, Any]):
 def feature_config(recipe: Recipe, num_classes: int | None = None):
     """The :class:`~mertk.preprocess.pipeline.PrepareConfig` of a recipe: the model's declared input
     (its feature family and size, as built with the recipe's kwargs) plus the recipe's overrides."""
+    from ..errors import PreprocessError
     from ..preprocess.pipeline import PrepareConfig, config_for_model
 
     kwargs = dict(recipe.model.kwargs)
@@ -120,7 +121,10 @@ def feature_config(recipe: Recipe, num_classes: int | None = None):
     elif spec.feature != "strcn_pixels":
         derived = {"size": tuple(spec.shape[-2:])}
     overrides = {**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.features.items()}}
-    config = config_for_model(recipe.model.name, **overrides)
+    try:
+        config = config_for_model(recipe.model.name, **overrides)
+    except PreprocessError as exc:
+        raise RecipeError(f"recipe {recipe.name}: features: {exc}") from None
     if config.feature != spec.feature:
         raise RecipeError(f"recipe {recipe.name}: features.feature={config.feature!r} but model "
                           f"{recipe.model.name} takes {spec.feature!r}")
@@ -723,6 +727,9 @@ def run_recipe(
         "pipeline_version": PIPELINE_VERSION,  # features made by another pipeline version never resume a run
     }
     run_dir = run_dir_for(recipe, resolved, out)
+    t0 = time.perf_counter()
+    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], loader)  # before the run dir
+    say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
     run_dir.mkdir(parents=True, exist_ok=True)
     folds_dir = run_dir / "folds"
     import yaml
@@ -732,9 +739,6 @@ def run_recipe(
     timings: dict[str, float] = {}
     start_all = time.perf_counter()
 
-    t0 = time.perf_counter()
-    ds, clips = load_clips(recipe.data.dataset, root, summary["label_map"], loader)
-    say(f"{recipe.data.dataset} at {root}: {len(clips.records)} clips in {len(classes)} classes")
     prepared = prepare_config(recipe, config)
     result = prepare(ds, prepared, cache_dir=cache, workers=workers, progress=progress, records=clips.records)
     extra: dict[float, dict[str, Any]] = {}

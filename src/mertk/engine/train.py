@@ -40,7 +40,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from ..config_types import check_fields
 from ..errors import MertkError
 from ..models import count_params, create_model
 from ..progress import ProgressBar
@@ -123,18 +124,7 @@ class TrainConfig:
     test_curve: bool = False
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind = int if f.type in ("int", int) else float if f.type in ("float", float) else bool if f.type in (
-                "bool", bool) else str
-            if kind is bool:
-                if not isinstance(value, bool):
-                    raise TrainError(f"train.{f.name} must be true or false, got {value!r}")
-                continue
-            if kind is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
-            elif not isinstance(value, kind) or isinstance(value, bool):
-                raise TrainError(f"train.{f.name} must be {kind.__name__}, got {value!r}")
+        check_fields(self, error=TrainError, prefix="train.")
         if self.optimizer not in OPTIMIZERS:
             raise TrainError(f"train.optimizer {self.optimizer!r} is unknown; choose from: {', '.join(OPTIMIZERS)}")
         if self.select not in SELECT:

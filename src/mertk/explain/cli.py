@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..data.base import frame_files as _frame_files
-from ..errors import DataError, MertkError
+from ..errors import DataError, MertkError, check_writable
 
 if TYPE_CHECKING:  # the saliency module imports torch and matplotlib: load it only when a command runs
     from .saliency import SaliencyResult
@@ -158,6 +158,7 @@ def _load_input(path: Path, checkpoint: Any, apex: int | None) -> dict[str, np.n
     import cv2
 
     from ..preprocess.crop import resize
+    from ..preprocess.imageio import read_image
     from ..preprocess.pipeline import prepare_frames, read_frames
 
     config = checkpoint.prepare_config()
@@ -176,14 +177,15 @@ def _load_input(path: Path, checkpoint: Any, apex: int | None) -> dict[str, np.n
             x = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise DataError(path, f"unreadable .npy ({exc})") from None
+        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+            raise DataError(path, f"holds {int(np.isnan(x).sum())} NaN and {int(np.isinf(x).sum())} inf value(s); "
+                                  f"a feature must be finite")
         return {"x": x}
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if feature != "gray_face":
             raise DataError(path, f"a single image is an input only for still-image models (gray_face); {checkpoint.model} "
                                   f"takes {feature}: give a clip's frame folder or a prepared .npy")
-        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if image is None:
-            raise DataError(path, "unreadable image")
+        image = read_image(path, cv2.IMREAD_GRAYSCALE)
         return {"x": resize(image, config.size)[None].astype(np.uint8)}
     raise DataError(path, f"unknown input: expected a frame folder, a .npy feature or an image ({', '.join(IMAGE_SUFFIXES)})")
 
@@ -223,7 +225,7 @@ def explain(source: str | Path, inputs: Sequence[str | Path], *, out: str | Path
         ``probabilities`` (class -> p, the clip-level rule), ``target``, ``norm_original``,
         ``norm_improved``, ``saliency_pixels``, ``pixels_total``, ``adversarial`` (or None) and ``files``.
     """
-    from .saliency import adversarial_check, saliency_maps, saliency_pixels
+    from .saliency import ExplainError, adversarial_check, saliency_maps, saliency_pixels
 
     from ..engine.checkpoint import classify, load_checkpoint, model_inputs
 
@@ -250,7 +252,10 @@ def explain(source: str | Path, inputs: Sequence[str | Path], *, out: str | Path
         probs, pred = classify(checkpoint, model, arrays)
         sample = xs[_representative(xs, apex_mask, checkpoint.inference)]
         want = pred if j is None else j
-        result = saliency_maps(model, sample, target=want)
+        try:
+            result = saliency_maps(model, sample, target=want)
+        except ExplainError as exc:
+            raise DataError(path, str(exc)) from None
         check = adversarial_check(model, sample, target=want) if adversarial else None
         name = path.stem if path.is_file() else path.name
         while name in used_names:
@@ -332,6 +337,7 @@ def add_explain_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Run :func:`explain` for parsed arguments and print the summary."""
+    check_writable(args.out, folder=True)
     summary = explain(args.source, args.inputs, out=args.out, target=args.target, adversarial=not args.no_adversarial,
                       apex=args.apex)
     print(json.dumps(summary, indent=2) if args.json else format_explain(summary))

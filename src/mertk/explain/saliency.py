@@ -110,6 +110,8 @@ def saliency_maps(model: nn.Module, x: torch.Tensor | np.ndarray, *, target: int
     logits = _logits(model, xb)
     j = _check_target(target, logits)
     shrink = logits.detach().abs().max()
+    if not torch.isfinite(logits.detach()).all():
+        raise ExplainError("the model's logits are NaN or inf (does the input hold NaN or inf values?)")
     if not float(shrink) > 0:
         raise ExplainError(
             "all logits are 0, so the shrinkage factor M = max|o_j| is 0 and V = softmax(o / M) is undefined"

@@ -116,8 +116,10 @@ class FeatureCache:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:  # a full disk: name the entry
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
             raise
         return path
 

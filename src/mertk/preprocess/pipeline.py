@@ -44,7 +44,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 
-from ..errors import DataError, MertkError, PreprocessError
+from ..config_types import check_fields
+from ..errors import DataError, MertkError, PreprocessError, frame_size
 from ..progress import ProgressBar
 from ..records import ClipRecord, ImageRecord, Skip, format_runs, frame_runs
 from ..registry import SPOTTERS
@@ -54,6 +55,7 @@ from .crop import Box, crop_clip, get_box, resize
 from .encode import HSI_NORMALISATIONS, hsi_clip, shallow_channels, uvs_image
 from .eyemask import apply_eye_mask, eye_mask
 from .flow import get_flow_method
+from .imageio import read_image
 from .strain import optical_strain
 
 CLIP_FEATURES = ("uvs", "hsi_flow", "flow_uv", "flow_vx", "flow_vy", "flow_mag", "flow_vxvy", "flow_vxvym",
@@ -103,27 +105,28 @@ class PrepareConfig:
     """
 
     feature: str = "uvs"
-    size: tuple[int, int] = (28, 28)
+    size: tuple[int, int] = field(default=(28, 28), metadata={"range": (1, None)})
     crop: str = "laenet"
     flow: str = "tvl1"
     flow_params: tuple[tuple[str, Any], ...] = ()
     apex: str = "annotation"
     apex_fallback: str = "dc_rois_lbp"
     eye_mask: bool = False
-    eye_dilate: int = 0
-    magnify: float = 0.0
+    eye_dilate: int = field(default=0, metadata={"range": (0, None)})
+    magnify: float = field(default=0.0, metadata={"range": (0, None)})
     align: str = "none"
-    frames: int = 0
+    frames: int = field(default=0, metadata={"range": (0, None)})
     temporal: str = "tim"
     uvs_normalise: str = "minmax"
     hsi_normalise: str = "clip"
     apex_plus_one: bool = False
-    upsample: int = 1
+    upsample: int = field(default=1, metadata={"range": (0, None)})
     flow_size: int = 0
     allow_frame_gaps: int = 0
     frame_select: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        check_fields(self, error=PreprocessError)
         if self.feature not in FEATURES:
             raise PreprocessError(f"unknown feature {self.feature!r}; choose from: {', '.join(FEATURES)}")
         if self.crop not in CROPS:
@@ -248,12 +251,10 @@ def read_frames(paths: Sequence[Path]) -> np.ndarray:
     """Read a clip's frames as ``T x H x W x 3`` uint8 RGB; a bad or mismatched frame is a DataError."""
     frames = []
     for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(path, "unreadable image")
+        image = read_image(path, cv2.IMREAD_COLOR)
         if frames and image.shape != frames[0].shape:
-            raise DataError(path, f"frame size {image.shape[0]}x{image.shape[1]} differs from the clip's first frame "
-                                  f"{frames[0].shape[0]}x{frames[0].shape[1]}")
+            raise DataError(path, f"frame size {frame_size(*image.shape[:2])} differs from the clip's first frame "
+                                  f"{frame_size(*frames[0].shape[:2])}")
         frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     if not frames:
         raise PreprocessError("clip has no frames")
@@ -542,7 +543,37 @@ def clip_cache_key(record: ClipRecord, config: PrepareConfig) -> str:
     )
 
 
+def _exit_with_parent() -> None:
+    """End this worker process when the process that started it dies (even by kill -9).
+
+    Linux: the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``). Everywhere: a
+    daemon thread polls the parent id and exits once the worker has been re-parented. Without this a
+    worker blocked on the pool's pipe outlives a killed ``mertk prepare``.
+    """
+    import signal
+    import threading
+
+    parent = os.getppid()
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="mertk-parent-watch", daemon=True).start()
+
+
 def _worker_init() -> None:
+    _exit_with_parent()
     import torch
 
     torch.set_num_threads(1)

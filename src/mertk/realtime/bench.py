@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import MertkError
+from ..errors import MertkError, frame_size
 
 REFERENCE_FLOW = "tvl1_opencv"
 DEFAULT_MODELS = ("laenet", "ststnet", "shallow_1conv_single", "off_apexnet", "shcnn_hsi", "c3d_vgg")
@@ -408,8 +408,8 @@ def _model_row(model: str, config: Any, times: Mapping[str, list[float]], shared
 def format_bench(result: dict) -> str:
     """:func:`bench`'s result as text tables (milliseconds, median / p90)."""
     s, c = result["settings"], result["clip"]
-    header = (f"mertk bench: {c['name']} ({c['frames']} frames onset..apex, {c['frame_size'][1]}x{c['frame_size'][0]}, "
-              f"LAENet crop {c['laenet_crop'][1]}x{c['laenet_crop'][0]}); {s['repeats']} repeats, {s['threads']} threads; "
+    header = (f"mertk bench: {c['name']} ({c['frames']} frames onset..apex, {frame_size(*c['frame_size'])}, "
+              f"LAENet crop {frame_size(*c['laenet_crop'])}); {s['repeats']} repeats, {s['threads']} threads; "
               f"median / p90 ms ({s['reference_flow']}: first {min(s['repeats'], REFERENCE_REPEATS)} runs)")
     lines = [header, ""]
     for name, v in result["stages"].items():

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import DataError, MertkError, ModelError, PreprocessError
+from ..errors import DataError, MertkError, ModelError, PreprocessError, frame_size
 from ..preprocess.crop import Box
 from ..preprocess.face import NoFaceError, detect_faces, face_landmarks
 from ..preprocess.face import landmarks as fit_landmarks
@@ -401,7 +401,7 @@ def format_timeline(result: dict[str, Any]) -> str:
 
     console = Console(record=True, width=120, file=io.StringIO())
     ck = result["checkpoint"]
-    console.print(f"{result['source']}: {result['frames']} frames {result['frame_size'][1]}x{result['frame_size'][0]} "
+    console.print(f"{result['source']}: {result['frames']} frames {frame_size(*result['frame_size'])} "
                   f"at {result['fps']:g} fps ({result['fps_source']}); model {ck['model']}"
                   + (f" ({ck['recipe']})" if ck["recipe"] else ""), highlight=False)
     table = Table(show_edge=False)

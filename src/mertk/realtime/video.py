@@ -24,7 +24,8 @@ import numpy as np
 
 from ..data.base import frame_files as _frame_files
 from ..data.base import natural_key
-from ..errors import DataError, MertkError
+from ..errors import DataError, MertkError, frame_size
+from ..preprocess.imageio import read_image
 
 __all__ = [
     "FOLDER_FPS",
@@ -90,11 +91,11 @@ class _Stack:
     def add(self, frame: np.ndarray, name: str | Path | None = None) -> None:
         if self.frames and frame.shape != self.frames[0].shape:
             first = self.frames[0].shape
-            raise DataError(name or self.source, f"frame {len(self.frames)} is {frame.shape[1]}x{frame.shape[0]}, "
-                                                 f"the first frame {first[1]}x{first[0]}: frames of one video must share a size")
+            raise DataError(name or self.source, f"frame {len(self.frames)} is {frame_size(*frame.shape[:2])}, "
+                                                 f"the first frame {frame_size(*first[:2])}: frames of one video must share a size")
         if (len(self.frames) + 1) * frame.nbytes > MAX_BYTES:
             raise DataError(self.source, f"more than {MAX_BYTES / 1024**3:.0f} GiB of decoded frames after {len(self.frames)} "
-                                         f"frames of {frame.shape[1]}x{frame.shape[0]}; cut the video into shorter parts")
+                                         f"frames of {frame_size(*frame.shape[:2])}; cut the video into shorter parts")
         self.frames.append(frame)
 
     def array(self) -> np.ndarray:
@@ -214,9 +215,7 @@ def read_frame_folder(path: str | Path, fps: float | None = None) -> Video:
         raise DataError(path, f"no frame images ({', '.join(s[1:] for s in FRAME_SUFFIXES)}) in the folder")
     stack = _Stack(str(path))
     for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(file, "unreadable image")
+        image = read_image(file, cv2.IMREAD_COLOR)
         stack.add(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), file)
     notes = []
     if fps is None:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import MertkError
+from ..errors import DataError, MertkError
 from .analysis import (
     RunData,
     class_mean_maps,
@@ -437,6 +437,11 @@ def write_report(run_dir: str | Path, *, samples: int = 4) -> dict[str, Any]:
     """
     start = time.perf_counter()
     run = load_run(run_dir)
+    if not run.config.get("recipe"):
+        problem = "has no 'recipe'" if (run.run_dir / "config.yaml").is_file() else "missing"
+        raise DataError(run.run_dir / "config.yaml", f"{problem}: the report needs the run's resolved configuration")
+    if run.predictions is None:
+        raise DataError(run.run_dir / "predictions.csv", "missing: the report needs the run's test predictions")
     title, meta, sections, notes = build_sections(run, samples=samples)
     files = run.run_dir / FILES_DIR
     files.mkdir(parents=True, exist_ok=True)

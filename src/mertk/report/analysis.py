@@ -72,6 +72,7 @@ def load_run(run_dir: str | Path) -> RunData:
         raise DataError(results_path, f"unreadable results ({exc})") from None
     if not isinstance(results, dict) or "metrics" not in results:
         raise DataError(results_path, "not a mertk results file (no 'metrics')")
+    _check_scores(results, results_path)
     config: dict[str, Any] = {}
     if (run_dir / "config.yaml").is_file():
         try:
@@ -80,11 +81,30 @@ def load_run(run_dir: str | Path) -> RunData:
             raise DataError(run_dir / "config.yaml", f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
     predictions = None
     if (run_dir / "predictions.csv").is_file():
-        try:
-            predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"subject": str, "clip": str, "fold": str})
-        except (OSError, ValueError) as exc:
-            raise DataError(run_dir / "predictions.csv", f"unreadable predictions ({exc})") from None
+        from ..engine.metrics import read_predictions
+
+        predictions = read_predictions(run_dir / "predictions.csv")
     return RunData(run_dir, config, results, predictions)
+
+
+SCORES = ("accuracy", "uf1", "uar", "macro_f1", "n")
+
+
+def _check_scores(results: dict[str, Any], path: Path) -> None:
+    """Refuse a results.json whose overall or per-dataset scores are not numbers (an edited file)."""
+    if not isinstance(results["metrics"], dict):
+        raise DataError(path, f"metrics must be a mapping, got {results['metrics']!r}")
+    groups = {"metrics": results["metrics"]}
+    per_dataset = (results.get("report") or {}).get("per_dataset") if isinstance(results.get("report"), dict) else None
+    for name, scores in (per_dataset or {}).items():
+        if not isinstance(scores, dict):
+            raise DataError(path, f"report.per_dataset.{name} must be a mapping, got {scores!r}")
+        groups[f"report.per_dataset.{name}"] = scores
+    for where, scores in groups.items():
+        for key in SCORES:
+            value = scores.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise DataError(path, f"{where}.{key} must be a number, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import MertkError
+from ..errors import MertkError, check_writable
 from .analysis import load_run, recipe_overrides
 
 METRICS = (("UF1", "uf1"), ("UAR", "uar"), ("Acc", "accuracy"))
@@ -164,6 +164,8 @@ def add_compare_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run :func:`compare` for parsed arguments and print the table."""
+    if args.markdown is not None:
+        check_writable(args.markdown, folder=False)
     result = compare(args.run_dirs)
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Sequence
 import cv2
 import numpy as np
 
-from ...errors import PreprocessError
+from ...errors import PreprocessError, frame_size
 from ...registry import FLOWS
 
 
@@ -63,8 +63,8 @@ def grey_pair(prev: np.ndarray, next: np.ndarray, *, method: str) -> tuple[np.nd
     g1 = to_grey(next, what=f"flow {method!r}: next frame")
     if g0.shape != g1.shape:
         raise FlowError(
-            f"flow {method!r}: frame sizes differ: prev is {g0.shape[0]}x{g0.shape[1]}, "
-            f"next is {g1.shape[0]}x{g1.shape[1]} (height x width)"
+            f"flow {method!r}: frame sizes differ: prev is {frame_size(*g0.shape[:2])}, "
+            f"next is {frame_size(*g1.shape[:2])}"
         )
     return g0, g1
 
@@ -77,7 +77,7 @@ def check_flow(flow: np.ndarray, shape: tuple[int, int], *, method: str) -> np.n
     bad = int(np.count_nonzero(~np.isfinite(f)))
     if bad:
         raise FlowError(
-            f"flow {method!r}: result has {bad} NaN/inf values for a {shape[0]}x{shape[1]} pair"
+            f"flow {method!r}: result has {bad} NaN/inf values for a {frame_size(*shape[:2])} pair"
         )
     return f
 
@@ -109,8 +109,8 @@ class FlowMethod(ABC):
         for i, (g0, _) in enumerate(pairs):
             if g0.shape != shape:
                 raise FlowError(
-                    f"flow {self.name!r}: pair {i} is {g0.shape[0]}x{g0.shape[1]} but pair 0 is "
-                    f"{shape[0]}x{shape[1]}; a batch needs one frame size"
+                    f"flow {self.name!r}: pair {i} is {frame_size(*g0.shape[:2])} but pair 0 is "
+                    f"{frame_size(*shape[:2])}; a batch needs one frame size"
                 )
         g0s = np.stack([p[0] for p in pairs])
         g1s = np.stack([p[1] for p in pairs])
