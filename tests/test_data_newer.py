@@ -78,7 +78,8 @@ def test_records_namespaced_unique_and_cut_to_their_interval(tmp_path, name):
         assert r.dataset == name and re.fullmatch(pattern, r.subject) and r.fps == cls.fps
         assert r.label.lower() in cls.labels
     for r in ds.usable():
-        assert r.frame_numbers == tuple(range(r.onset, min(r.offset, r.frame_numbers[-1]) + 1))
+        # one awkward clip has a hole in its frames, listed as missing (a warning, not a loss)
+        assert sorted(r.frame_numbers + r.missing_frames) == list(range(r.onset, min(r.offset, r.frame_numbers[-1]) + 1))
         for path, n in zip(r.frames, r.frame_numbers):
             assert int(re.search(r"(\d+)\D*$", path.stem).group(1)) == n
 
