@@ -157,7 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.official is not None:
         overrides.append(f"data.official={json.dumps(str(args.official.expanduser().resolve()))}")
     run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=overrides, cache_dir=args.cache,
-                         progress=not (args.json or args.quiet))
+                         progress=not (args.json or args.quiet), train_workers=args.workers,
+                         ray_address=args.ray_address)
     from .report import write_report
 
     results = json.loads((run_dir / "results.json").read_text())
@@ -174,6 +175,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if results.get("checkpoint"):
             print(f"model: {results['checkpoint']}")
     return 0
+
+
+def _add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train folds in parallel on a local Ray instance of N workers (default 1: serially)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="train folds on an existing Ray cluster (e.g. ray://head:10001 or auto)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -311,6 +319,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=None, help="feature cache (default $MERTK_CACHE or ~/.cache/mertk/features)")
     p.add_argument("--official", type=Path, default=None,
                    help="official clip list defining the recipe's composite exactly (sets data.official)")
+    _add_ray_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics and the run directory as JSON")
 

@@ -635,6 +635,8 @@ def run_recipe(
     cache_dir: Path | None = None,
     workers: int = 0,
     log: Callable[[str], None] | None = None,
+    train_workers: int = 1,
+    ray_address: str | None = None,
 ) -> Path:
     """Run a recipe (a :class:`Recipe`, a shipped name or a YAML path) and return its run directory.
 
@@ -646,6 +648,8 @@ def run_recipe(
         cache_dir: feature cache (default :func:`default_cache_dir`).
         workers: preprocessing processes (0: automatic).
         log: called with one line per stage (default: nothing).
+        train_workers, ray_address: train the folds as Ray tasks on this many local workers, or on
+            the Ray cluster at ``ray_address`` (:mod:`mertk.engine.parallel`); 1 and no address: serially.
 
     A run directory that already holds fold files for the same resolved configuration is resumed.
     """
@@ -769,8 +773,15 @@ def run_recipe(
         else:
             x = torch.from_numpy(samples.x)
             batched = None if recipe.fold_batching == "auto" else bool(recipe.fold_batching)
-            train_folds(recipe.model.name, kwargs, x, y_samples, folds, tconfig, init_state=init_state,
-                        batched=batched, progress=progress, on_fold_done=on_done, skip_folds=set(done))
+            from . import parallel
+
+            if parallel.wanted(train_workers, ray_address, say):
+                parallel.train_folds_ray(recipe.model.name, kwargs, x, y_samples, todo, tconfig, folds_dir,
+                                         workers=train_workers, address=ray_address, init_state=init_state,
+                                         progress=progress)
+            else:
+                train_folds(recipe.model.name, kwargs, x, y_samples, folds, tconfig, init_state=init_state,
+                            batched=batched, progress=progress, on_fold_done=on_done, skip_folds=set(done))
     timings["train_s"] = round(time.perf_counter() - t0, 2)
     if recipe.final_model and not (run_dir / "model.pt").is_file():
         say("training the final model on every clip (saved as model.pt)")
