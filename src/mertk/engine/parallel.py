@@ -45,6 +45,14 @@ def wanted(workers: int, address: str | None, log: Callable[[str], None] = lambd
     return True
 
 
+def add_ray_arguments(p: Any) -> None:
+    """``--workers N`` and ``--ray-address ADDR`` on an argparse parser (``mertk train``, ``mertk sweep``)."""
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train folds in parallel on a local Ray instance of N workers (default 1: serially)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="train folds on an existing Ray cluster (e.g. auto or ray://head:10001)")
+
+
 def threads_per_worker(workers: int, threads: int = 0) -> int:
     """Torch threads of one worker: ``threads`` when set, else this machine's cores shared out."""
     return threads or max(1, (os.cpu_count() or 1) // max(workers, 1))

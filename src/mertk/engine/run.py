@@ -637,6 +637,7 @@ def run_recipe(
     log: Callable[[str], None] | None = None,
     train_workers: int = 1,
     ray_address: str | None = None,
+    select_grid: Sequence[str] = (),
 ) -> Path:
     """Run a recipe (a :class:`Recipe`, a shipped name or a YAML path) and return its run directory.
 
@@ -650,6 +651,7 @@ def run_recipe(
         log: called with one line per stage (default: nothing).
         train_workers, ray_address: train the folds as Ray tasks on this many local workers, or on
             the Ray cluster at ``ray_address`` (:mod:`mertk.engine.parallel`); 1 and no address: serially.
+        select_grid: ``train.KEY=V1,V2`` grids chosen inside every outer fold (:mod:`mertk.engine.select`).
 
     A run directory that already holds fold files for the same resolved configuration is resumed.
     """
@@ -691,6 +693,7 @@ def run_recipe(
         "classes": list(classes),
         "label_map": summary["label_map"],
         "pipeline_version": PIPELINE_VERSION,  # features made by another pipeline version never resume a run
+        **({"select_grid": list(select_grid)} if select_grid else {}),
     }
     run_dir = run_dir_for(recipe, resolved, out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -775,7 +778,16 @@ def run_recipe(
             batched = None if recipe.fold_batching == "auto" else bool(recipe.fold_batching)
             from . import parallel
 
-            if parallel.wanted(train_workers, ray_address, say):
+            if select_grid:
+                if tconfig.select != "last":
+                    raise MertkError(f"recipe {recipe.name}: --select-grid chooses on its own inner validation "
+                                     f"subjects; it cannot be combined with train.select={tconfig.select}")
+                from .select import train_selected
+
+                train_selected(recipe.model.name, kwargs, x, y_samples, clip_folds, folds, todo, samples,
+                               [r.subject or "" for r in records], y, classes, tconfig, select_grid,
+                               recipe.inference, recipe.seed, run_dir, init_state, progress)
+            elif parallel.wanted(train_workers, ray_address, say):
                 parallel.train_folds_ray(recipe.model.name, kwargs, x, y_samples, todo, tconfig, folds_dir,
                                          workers=train_workers, address=ray_address, init_state=init_state,
                                          progress=progress)
@@ -836,6 +848,8 @@ def run_recipe(
         "metrics": {k: report[k] for k in ("accuracy", "uf1", "uar", "macro_f1", "n") if k in report},
         "report": report,
         "selection": tconfig.select,
+        **({"selected_hyperparameters": json.loads((run_dir / "selection.json").read_text())}
+           if select_grid else {}),
         "best_test_epoch_inflated": inflated,
         "clips_used": len(records),
         "clips_tested": len(frame),
