@@ -6,8 +6,9 @@ arrays seen channels-first). The recipe's trainer is used (Adam 5e-5, batch 256)
 are trained for ``--epochs E`` epochs and the wall time is extrapolated to 68 folds x 800 epochs
 (``measured * 68 / K * 800 / E``); the output says so. ``--workers 1`` trains serially in this process
 on ``--threads`` threads; ``--workers N > 1`` trains the folds as Ray tasks on a local instance of N
-CPUs (:func:`mertk.engine.parallel.train_folds_ray`, ``--threads`` per worker), the instance's start
-not counted.
+CPUs (:func:`mertk.engine.parallel.train_folds_ray`, ``--threads`` per worker). Start-up is not
+counted: a one-epoch warm-up (one fold per worker) first pays torch's lazy imports and Ray's worker
+start, which a real 800-epoch run pays once per process.
 
 Usage: ``python benchmarks/bench_loso_scale.py [--workers N] [--threads T] [--folds K] [--epochs E] [--json]``
 """
@@ -47,14 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     folds = loso(subjects)[: args.folds]
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     config = TrainConfig(epochs=args.epochs, batch_size=256, lr=5e-5, threads=threads)
+    warm = TrainConfig(epochs=1, batch_size=256, lr=5e-5, threads=threads)
     if args.workers == 1:
+        train_folds("ststnet", {"num_classes": 3}, x, y, folds[:1], warm, batched=False, progress=False)
         t0 = time.perf_counter()
         train_folds("ststnet", {"num_classes": 3}, x, y, folds, config, batched=False, progress=False)
         wall = time.perf_counter() - t0
     else:
         from mertk.engine.parallel import ray_session, train_folds_ray
 
-        with ray_session(args.workers), tempfile.TemporaryDirectory() as tmp:
+        with ray_session(args.workers), tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as w:
+            train_folds_ray("ststnet", {"num_classes": 3}, x, y, folds[: args.workers], warm, Path(w),
+                            workers=args.workers, progress=False)
             t0 = time.perf_counter()
             train_folds_ray("ststnet", {"num_classes": 3}, x, y, folds, config, Path(tmp), workers=args.workers,
                             progress=False)
