@@ -767,6 +767,10 @@ def run_recipe(
     todo = [f for f in folds if f.name not in done]
     if todo:
         if config.feature == "strcn_pixels":
+            if select_grid:
+                raise MertkError(f"recipe {recipe.name}: --select-grid does not support strcn_pixels features yet")
+            if train_workers > 1 or ray_address:
+                say("strcn_pixels folds are masked per fold: training them one after another, not on Ray")
             for fold in todo:  # the pixel mask is fitted on each fold's training clips
                 train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
                 x = torch.from_numpy(strcn_inputs(samples, train_originals)[0])
