@@ -180,7 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.official is not None:
         overrides.append(f"data.official={json.dumps(str(args.official.expanduser().resolve()))}")
     run_dir = run_recipe(args.recipe, data=args.data, out=args.out, overrides=overrides, cache_dir=args.cache,
-                         progress=not (args.json or args.quiet))
+                         progress=not (args.json or args.quiet), train_workers=args.workers,
+                         ray_address=args.ray_address, select_grid=args.select_grid)
     from .report import write_report
 
     results = json.loads((run_dir / "results.json").read_text())
@@ -253,6 +254,8 @@ PLUGINS: dict[str, tuple[str, str, str, str]] = {
                 "run a trained checkpoint on your own video, frame folder or camera: face, spotting, recognition"),
     "bench": ("mertk.realtime.bench", "add_bench_parser", "cmd_bench",
               "latency of the inference path, stage by stage, beside OpenCV's TV-L1 in the same run"),
+    "sweep": ("mertk.engine.sweep", "add_sweep_parser", "cmd_sweep",
+              "run every combination of a grid of recipe values over seeds (mean ± std over seeds per dataset)"),
     "export": ("mertk.deploy.onnx_export", "add_export_parser", "cmd_export",
                "export a checkpoint to ONNX (softmax probabilities, dynamic batch) and check parity with PyTorch"),
 }
@@ -338,6 +341,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=None, help="feature cache (default $MERTK_CACHE or ~/.cache/mertk/features)")
     p.add_argument("--official", type=Path, default=None,
                    help="official clip list defining the recipe's composite exactly (sets data.official)")
+    from .engine.parallel import add_ray_arguments
+
+    add_ray_arguments(p)
+    p.add_argument("--select-grid", action="append", default=[], metavar="train.KEY=V1,V2",
+                   help="choose trainer values inside every outer fold by UF1 on inner validation subjects")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the metrics and the run directory as JSON")
 

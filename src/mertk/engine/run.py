@@ -672,6 +672,9 @@ def run_recipe(
     cache_dir: Path | None = None,
     workers: int = 0,
     log: Callable[[str], None] | None = None,
+    train_workers: int = 1,
+    ray_address: str | None = None,
+    select_grid: Sequence[str] = (),
 ) -> Path:
     """Run a recipe (a :class:`Recipe`, a shipped name or a YAML path) and return its run directory.
 
@@ -683,6 +686,9 @@ def run_recipe(
         cache_dir: feature cache (default :func:`default_cache_dir`).
         workers: preprocessing processes (0: automatic).
         log: called with one line per stage (default: nothing).
+        train_workers, ray_address: train the folds as Ray tasks on this many local workers, or on
+            the Ray cluster at ``ray_address`` (:mod:`mertk.engine.parallel`); 1 and no address: serially.
+        select_grid: ``train.KEY=V1,V2`` grids chosen inside every outer fold (:mod:`mertk.engine.select`).
 
     A run directory that already holds fold files for the same resolved configuration is resumed.
     """
@@ -725,6 +731,7 @@ def run_recipe(
         "classes": list(classes),
         "label_map": summary["label_map"],
         "pipeline_version": PIPELINE_VERSION,  # features made by another pipeline version never resume a run
+        **({"select_grid": list(select_grid)} if select_grid else {}),
     }
     run_dir = run_dir_for(recipe, resolved, out)
     t0 = time.perf_counter()
@@ -810,6 +817,10 @@ def run_recipe(
             fit_folds(recipe.model.name, kwargs, samples.x, y, [r.subject or "" for r in records], folds,
                       seed=recipe.seed, progress=progress, on_fold_done=on_done, skip_folds=set(done))
         elif config.feature == "strcn_pixels":
+            if select_grid:
+                raise MertkError(f"recipe {recipe.name}: --select-grid does not support strcn_pixels features yet")
+            if train_workers > 1 or ray_address:
+                say("strcn_pixels folds are masked per fold: training them one after another, not on Ray")
             for fold in todo:  # the pixel mask is fitted on each fold's training clips
                 train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
                 x = torch.from_numpy(strcn_inputs(samples, train_originals)[0])
@@ -819,8 +830,24 @@ def run_recipe(
         else:
             x = torch.from_numpy(samples.x)
             batched = None if recipe.fold_batching == "auto" else bool(recipe.fold_batching)
-            train_folds(recipe.model.name, kwargs, x, y_samples, folds, tconfig, init_state=init_state,
-                        batched=batched, progress=progress, on_fold_done=on_done, skip_folds=set(done))
+            from . import parallel
+
+            if select_grid:
+                if tconfig.select != "last":
+                    raise MertkError(f"recipe {recipe.name}: --select-grid chooses on its own inner validation "
+                                     f"subjects; it cannot be combined with train.select={tconfig.select}")
+                from .select import train_selected
+
+                train_selected(recipe.model.name, kwargs, x, y_samples, clip_folds, folds, todo, samples,
+                               [r.subject or "" for r in records], y, classes, tconfig, select_grid,
+                               recipe.inference, recipe.seed, run_dir, init_state, progress)
+            elif parallel.wanted(train_workers, ray_address, say):
+                parallel.train_folds_ray(recipe.model.name, kwargs, x, y_samples, todo, tconfig, folds_dir,
+                                         workers=train_workers, address=ray_address, init_state=init_state,
+                                         progress=progress)
+            else:
+                train_folds(recipe.model.name, kwargs, x, y_samples, folds, tconfig, init_state=init_state,
+                            batched=batched, progress=progress, on_fold_done=on_done, skip_folds=set(done))
     timings["train_s"] = round(time.perf_counter() - t0, 2)
     if recipe.final_model and not (run_dir / "model.pt").is_file():
         say("training the final model on every clip (saved as model.pt)")
@@ -876,6 +903,8 @@ def run_recipe(
         "metrics": {k: report[k] for k in ("accuracy", "uf1", "uar", "macro_f1", "n") if k in report},
         "report": report,
         "selection": "inner subject-wise folds (hyperparameters per fold)" if classical else tconfig.select,
+        **({"selected_hyperparameters": json.loads((run_dir / "selection.json").read_text())}
+           if select_grid else {}),
         "best_test_epoch_inflated": inflated,
         "clips_used": len(records),
         "clips_tested": len(frame),

@@ -62,12 +62,15 @@ class MerModel(nn.Module):
 
     ``strict_size`` says whether the spatial (and temporal) size must equal ``input_spec.shape``
     (true where a fully connected layer is sized from it); models ending in global pooling accept
-    other sizes and only check channels and rank.
+    other sizes and only check channels and rank. ``channels_last`` says whether the model trains
+    faster on channels-last inputs on a CPU (measured per family by ``benchmarks/bench_train.py``);
+    the trainer lays its inputs out once accordingly.
     """
 
     input_spec: InputSpec
     classifier: nn.Linear
     strict_size: bool = True
+    channels_last: bool = False
 
     @property
     def num_classes(self) -> int:

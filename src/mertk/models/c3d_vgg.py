@@ -37,6 +37,8 @@ class C3DVGG(MerModel):
         block_dropout, head_dropout: 0.25 after each block, 0.5 after the hidden FC layer.
     """
 
+    channels_last = True
+
     def __init__(
         self,
         num_classes: int = 5,

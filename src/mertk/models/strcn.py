@@ -63,6 +63,8 @@ class STRCN(MerModel):
         steps: recurrent unrolling steps per RCL (3 in Table I).
     """
 
+    channels_last = True
+
     strict_size = False
 
     def __init__(

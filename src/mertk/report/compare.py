@@ -149,6 +149,46 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
     return "\n".join([fmt_row(header), "  ".join("-" * w for w in widths)] + [fmt_row(r) for r in rows])
 
 
+def seed_summary(result: dict[str, Any], groups: Sequence[Sequence[str | Path]],
+                 labels: Sequence[str]) -> dict[str, Any]:
+    """Mean and sample standard deviation over the runs of each group (one method over seeds).
+
+    ``result`` is :func:`compare` of every run; ``groups[i]`` lists the run directories of method
+    ``labels[i]``. Returns ``{"datasets", "rows": [{"label", "runs", "scores": {dataset: {metric:
+    {"mean", "std"}}}}]}``; ``std`` is ``None`` for a single run.
+    """
+    import numpy as np
+
+    by_dir = {str(Path(row["run_dir"]).resolve()): row for row in result["runs"]}
+    rows = []
+    for label, dirs in zip(labels, groups):
+        members = [by_dir[str(Path(d).resolve())] for d in dirs]
+        scores: dict[str, dict[str, dict[str, float | None]]] = {}
+        for d in result["datasets"]:
+            for _, k in METRICS:
+                values = [m["scores"][d][k] for m in members if d in m["scores"] and m["scores"][d].get(k) is not None]
+                if values:
+                    scores.setdefault(d, {})[k] = {"mean": float(np.mean(values)),
+                                                   "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+        rows.append({"label": label, "runs": len(members), "scores": scores})
+    return {"datasets": result["datasets"], "rows": rows}
+
+
+def format_seed_summary(summary: dict[str, Any], *, markdown: bool = True) -> str:
+    """The :func:`seed_summary` table: ``mean ± std`` per dataset and metric, one row per method."""
+    datasets = summary["datasets"]
+    header = ["method", "seeds"] + [f"{d} {m}" for d in datasets for m, _ in METRICS]
+    body = []
+    for row in summary["rows"]:
+        cells = [row["label"], str(row["runs"])]
+        for d in datasets:
+            for _, k in METRICS:
+                v = row["scores"].get(d, {}).get(k)
+                cells.append("-" if v is None else f"{v['mean']:.4f}" + ("" if v["std"] is None else f" ± {v['std']:.4f}"))
+        body.append(cells)
+    return "Mean ± std over seeds (honest figures)\n\n" + _table(header, body, markdown) + "\n"
+
+
 HELP = "compare run directories side by side (UF1 / UAR / accuracy per dataset and overall)"
 
 

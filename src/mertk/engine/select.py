@@ -1,0 +1,100 @@
+"""Nested selection: trainer hyper-parameters chosen inside each outer fold, never by its test subjects.
+
+For every outer fold, :func:`~mertk.engine.protocols.inner_validation` moves a share
+(``train.val_fraction``) of the fold's *training* subjects into an inner validation set. Every
+combination of the ``--select-grid`` values is trained on the remaining training subjects and scored
+by UF1 on the inner validation clips (the first best combination wins a tie); the fold is then trained
+on all its training subjects with the chosen values and predicts its test subjects. The outer test
+samples are never given to the selection's trainer. This is what papers that pick each subject's best
+test epoch should have done.
+
+The grid takes ``train.*`` keys (the trainer's settings: ``train.lr``, ``train.epochs``...); the
+chosen values and the inner scores are written per fold to ``selection.json`` in the run directory
+and copied into ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from ..errors import MertkError
+from .sweep import combinations, parse_grid
+
+
+def parse_select_grid(grid: Sequence[str]) -> list[dict[str, Any]]:
+    """The combinations of a ``train.*`` grid as TrainConfig field values (YAML-parsed)."""
+    from .train import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    parsed = parse_grid(grid)
+    for key, _ in parsed:
+        name = key.removeprefix("train.")
+        if not key.startswith("train.") or name not in fields or name in ("seed", "select", "val_fraction"):
+            raise MertkError(f"--select-grid {key}: only trainer keys can be selected inside a fold "
+                             f"(train.lr, train.epochs, ...)")
+    return [{s.partition("=")[0].removeprefix("train."): yaml.safe_load(s.partition("=")[2]) for s in combo}
+            for combo in combinations(parsed)]
+
+
+def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_fold: Any, samples: Any,
+                    subjects: Sequence[str], y: np.ndarray, classes: Sequence[str], config: Any,
+                    grid: Sequence[dict[str, Any]], inference: str, seed: int,
+                    init_state: dict | None = None) -> dict[str, Any]:
+    """Choose one combination of ``grid`` for ``clip_fold`` by UF1 on inner validation subjects.
+
+    Returns ``{"chosen": values, "inner_uf1": [score per combination], "val_subjects": [...]}``.
+    """
+    from .metrics import megc_metrics
+    from .protocols import Fold, inner_validation
+    from .run import aggregate, sample_folds
+    from .train import train_folds
+
+    inner = inner_validation(clip_fold, subjects, fraction=config.val_fraction, seed=seed)
+    (fold,) = sample_folds([Fold(f"{clip_fold.name}.select", inner.train, inner.val)], samples)
+    owners = samples.owner[np.asarray(fold.test)]
+    clips = list(dict.fromkeys(owners.tolist()))
+    scores = []
+    for values in grid:
+        cfg = dataclasses.replace(config, **values, select="last")
+        (result,) = train_folds(model_name, kwargs, x, y_samples, [fold], cfg, init_state=init_state,
+                                batched=False, progress=False)
+        pred = [aggregate(result.probs[owners == c], inference, samples.apex[np.asarray(fold.test)[owners == c]])[1]
+                for c in clips]
+        scores.append(float(megc_metrics([classes[y[c]] for c in clips], [classes[p] for p in pred],
+                                         list(classes))["uf1"]))
+    best = int(np.argmax(scores))
+    return {"chosen": grid[best], "inner_uf1": scores,
+            "val_subjects": sorted({str(subjects[i]) for i in inner.val})}
+
+
+def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_folds: Sequence[Any],
+                   folds: Sequence[Any], todo: Sequence[Any], samples: Any, subjects: Sequence[str], y: np.ndarray,
+                   classes: Sequence[str], config: Any, grid: Sequence[str], inference: str, seed: int,
+                   run_dir: Path, init_state: dict | None = None, progress: bool = True) -> dict[str, Any]:
+    """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``."""
+    from ..progress import ProgressBar
+    from .run import _write_text, save_fold
+    from .train import train_folds
+
+    combos = parse_select_grid(grid)
+    path = run_dir / "selection.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    by_name = {f.name: f for f in clip_folds}
+    with ProgressBar(progress, len(todo), f"{model_name}: {len(todo)} folds, {len(combos)} combinations each") as advance:
+        for fold in todo:
+            choice = select_for_fold(model_name, kwargs, x, y_samples, by_name[fold.name], samples, subjects, y,
+                                     classes, config, combos, inference, seed, init_state)
+            cfg = dataclasses.replace(config, **choice["chosen"])
+            (result,) = train_folds(model_name, kwargs, x, y_samples, [fold], cfg, init_state=init_state,
+                                    batched=False, progress=False)
+            record[fold.name] = choice
+            _write_text(path, json.dumps(record, indent=2))
+            save_fold(run_dir / "folds", result)
+            advance(1)
+    return {f.name: record.get(f.name) for f in folds}
