@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mertk.cli import main
-from mertk.engine.sweep import combinations, parse_grid, parse_seeds, run_sweep, split_values
+from mertk.engine.grid import combinations, parse_grid, split_values
+from mertk.engine.sweep import parse_seeds, run_sweep
 from mertk.errors import MertkError
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from ..errors import MertkError
-from .sweep import combinations, parse_grid
+from .grid import combinations, parse_grid
 
 
 def parse_select_grid(grid: Sequence[str]) -> list[dict[str, Any]]:
