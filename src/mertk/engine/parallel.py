@@ -85,7 +85,7 @@ def _fold_task(model_name: str, kwargs: dict, x: Any, y: Any, fold: Any, config:
 
     import torch
 
-    from .run import save_fold
+    from .rundir import save_fold
     from .train import train_folds
 
     torch.set_num_threads(threads)

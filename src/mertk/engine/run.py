@@ -42,6 +42,7 @@ import numpy as np
 from ..errors import DataError, MertkError
 from ..records import ClipRecord, ImageRecord, Skip
 from .recipe import Recipe, RecipeError, load_recipe
+from .rundir import SavedFold, load_folds, save_fold, write_text as _write_text
 
 Record = ClipRecord | ImageRecord
 
@@ -462,56 +463,6 @@ def aggregate(probs: np.ndarray, rule: str, apex: np.ndarray) -> tuple[np.ndarra
     return mean, int(tied[np.argmax(mean[tied])])
 
 
-def _safe_name(fold: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in fold)
-
-
-def save_fold(folds_dir: Path, result: Any) -> Path:
-    """Write one finished fold to ``folds/<fold>.npz`` atomically (temporary file, then rename)."""
-    folds_dir.mkdir(parents=True, exist_ok=True)
-    path = folds_dir / f"{_safe_name(result.fold)}.npz"
-    tmp = folds_dir / f".{path.name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, fold=np.array(result.fold), test_index=np.asarray(result.test_index, dtype=np.int64),
-                 probs=np.asarray(result.probs, dtype=np.float32),
-                 history=np.array(json.dumps(list(result.history), default=float)),
-                 seconds=np.array(float(result.seconds)),
-                 selected_epoch=np.array(int(getattr(result, "selected_epoch", 0) or 0)),
-                 **({"test_curve": np.asarray(result.test_curve, dtype=np.float16)}
-                    if getattr(result, "test_curve", None) is not None else {}))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-@dataclass
-class SavedFold:
-    fold: str
-    test_index: np.ndarray
-    probs: np.ndarray
-    history: list[dict]
-    seconds: float
-    selected_epoch: int = 0
-    test_curve: np.ndarray | None = None
-
-
-def load_folds(folds_dir: Path) -> dict[str, SavedFold]:
-    """The finished folds of a run directory (a corrupt file is a DataError naming it)."""
-    out: dict[str, SavedFold] = {}
-    for path in sorted(folds_dir.glob("*.npz")) if folds_dir.is_dir() else ():
-        try:
-            with np.load(path) as z:
-                saved = SavedFold(str(z["fold"]), z["test_index"], z["probs"], json.loads(str(z["history"])),
-                                  float(z["seconds"]), int(z["selected_epoch"]) if "selected_epoch" in z else 0,
-                                  z["test_curve"].astype(np.float32) if "test_curve" in z else None)
-        except Exception as exc:  # numpy/zipfile raise many types for a truncated file
-            raise DataError(path, f"cannot read the fold file ({type(exc).__name__}: {exc}); delete it to retrain "
-                                  "that fold") from None
-        out[saved.fold] = saved
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # pretraining
 # ---------------------------------------------------------------------------------------------
@@ -600,12 +551,6 @@ def _versions() -> dict[str, str]:
 
     return {"mertk": __version__, "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
             "python": platform.python_version()}
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _folds_for(recipe: Recipe, clips: Clips) -> list[Any]:

@@ -79,7 +79,7 @@ def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_f
                    run_dir: Path, init_state: dict | None = None, progress: bool = True) -> dict[str, Any]:
     """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``."""
     from ..progress import ProgressBar
-    from .run import _write_text, save_fold
+    from .rundir import save_fold, write_text as _write_text
     from .train import train_folds
 
     combos = parse_select_grid(grid)

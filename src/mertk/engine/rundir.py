@@ -1,0 +1,72 @@
+"""Files of a run directory that workers and resumes share: one fold file per finished fold, written
+atomically, and small text files (``config.yaml``, ``results.json``) replaced atomically. Imported by the
+serial runner, the Ray workers and nested selection alike, so it depends on nothing else of the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def _safe_name(fold: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in fold)
+
+
+def save_fold(folds_dir: Path, result: Any) -> Path:
+    """Write one finished fold to ``folds/<fold>.npz`` atomically (temporary file, then rename)."""
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    path = folds_dir / f"{_safe_name(result.fold)}.npz"
+    tmp = folds_dir / f".{path.name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, fold=np.array(result.fold), test_index=np.asarray(result.test_index, dtype=np.int64),
+                 probs=np.asarray(result.probs, dtype=np.float32),
+                 history=np.array(json.dumps(list(result.history), default=float)),
+                 seconds=np.array(float(result.seconds)),
+                 selected_epoch=np.array(int(getattr(result, "selected_epoch", 0) or 0)),
+                 **({"test_curve": np.asarray(result.test_curve, dtype=np.float16)}
+                    if getattr(result, "test_curve", None) is not None else {}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class SavedFold:
+    fold: str
+    test_index: np.ndarray
+    probs: np.ndarray
+    history: list[dict]
+    seconds: float
+    selected_epoch: int = 0
+    test_curve: np.ndarray | None = None
+
+
+def load_folds(folds_dir: Path) -> dict[str, SavedFold]:
+    """The finished folds of a run directory (a corrupt file is a DataError naming it)."""
+    out: dict[str, SavedFold] = {}
+    for path in sorted(folds_dir.glob("*.npz")) if folds_dir.is_dir() else ():
+        try:
+            with np.load(path) as z:
+                saved = SavedFold(str(z["fold"]), z["test_index"], z["probs"], json.loads(str(z["history"])),
+                                  float(z["seconds"]), int(z["selected_epoch"]) if "selected_epoch" in z else 0,
+                                  z["test_curve"].astype(np.float32) if "test_curve" in z else None)
+        except Exception as exc:  # numpy/zipfile raise many types for a truncated file
+            raise DataError(path, f"cannot read the fold file ({type(exc).__name__}: {exc}); delete it to retrain "
+                                  "that fold") from None
+        out[saved.fold] = saved
+    return out
+
+
+def write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
