@@ -1,4 +1,5 @@
-"""One registry pattern for every pluggable thing: datasets, models, flow methods, spotters, recipes.
+"""One registry pattern for every pluggable thing: datasets, models, feature families, flow methods, spotters,
+recipes.
 
 A ``Registry`` maps a name to an object (a class or a factory) plus free-form metadata. Unknown names
 raise :class:`~mertk.errors.UnknownNameError` listing the valid names; registering a name twice raises.
@@ -69,6 +70,7 @@ class Registry(Generic[T]):
 
 DATASETS: Registry[Any] = Registry("dataset")
 MODELS: Registry[Any] = Registry("model")
+FEATURES: Registry[Any] = Registry("feature")
 FLOWS: Registry[Any] = Registry("flow method")
 SPOTTERS: Registry[Any] = Registry("apex spotter")
 RECIPES: Registry[Any] = Registry("recipe")
