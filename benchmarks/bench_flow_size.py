@@ -9,7 +9,7 @@ Two figures per flow size (``--sizes``, default 56, 84, 112 and 0 = the crop's o
   each clip keeps its crop, the EPE pooled over all face pixels). ``zero`` is the EPE of predicting no
   motion, the score to beat; ``rel`` = EPE / zero-flow EPE compares sizes.
 - **latency**: the LAENet path of ``mertk bench`` (crop -> flow -> strain -> uvs 28x28 -> LAENet
-  with onnxruntime, :func:`mertk.realtime.bench.clip_features`) on its clip with that ``flow_size``,
+  with onnxruntime, :func:`mertk.realtime.bench.timed_features`) on its clip with that ``flow_size``,
   median and p90 over ``--repeats`` runs after a warm-up.
 
 A size meets the target when ours' EPE <= OpenCV's at that size and the path's median <= 10 ms.
@@ -69,15 +69,13 @@ def path_latency(root: Path, size: int, repeats: int, threads: int) -> dict[str,
     from mertk.engine.checkpoint import model_inputs
     from mertk.models import create_model
     from mertk.preprocess.face import face_landmarks
-    from mertk.preprocess.flow import get_flow_method
     from mertk.preprocess.pipeline import read_frames
-    from mertk.realtime.bench import StageClock, checkpoint_stub, bench_clip, clip_features, model_config
+    from mertk.realtime.bench import StageClock, checkpoint_stub, bench_clip, model_config, timed_features
 
     clip = bench_clip(root)
     frames = read_frames(clip["paths"])
     _, points = face_landmarks(frames[0])
     config = model_config("laenet", size)
-    flow = get_flow_method(config.flow, **dict(config.flow_params))
     stub = checkpoint_stub("laenet", config)
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
@@ -85,7 +83,7 @@ def path_latency(root: Path, size: int, repeats: int, threads: int) -> dict[str,
     totals = []
     for run in range(repeats + 1):
         clock = StageClock()
-        x = clip_features(frames, points, clip["apex_index"], config, flow, clock)
+        x = timed_features(frames, points, clip["apex_index"], config, clock)
         with clock("model"):
             model(model_inputs(stub, {"x": x})[0].numpy())
         if run:

@@ -11,10 +11,9 @@ import pytest
 
 from mertk.errors import MertkError
 from mertk.preprocess.face import face_landmarks
-from mertk.preprocess.flow import get_flow_method
 from mertk.preprocess.pipeline import prepare_frames, read_frames
-from mertk.realtime.bench import (DEFAULT_MODELS, REFERENCE_FLOW, TARGET_STAGES, add_bench_parser, bench, bench_clip,
-                                  clip_features, cmd_bench, flow_frames, format_bench, model_config)
+from mertk.realtime.bench import (DEFAULT_MODELS, REFERENCE_FLOW, TARGET_STAGES, StageClock, add_bench_parser, bench,
+                                  bench_clip, cmd_bench, flow_frames, format_bench, model_config, timed_features)
 
 LAENET_STAGES = {"decode", "face", "crop", "flow", "strain", "encode", "model_torch", "model_onnx"}
 
@@ -68,8 +67,10 @@ def test_timed_path_equals_prepare_frames(model: str, synth_root: Path) -> None:
         config = model_config(model, flow_size)
         if config.feature == "clip_rgb" and flow_size:
             continue
-        flow = get_flow_method(config.flow, **dict(config.flow_params)) if config.feature != "clip_rgb" else None
-        got = clip_features(frames, points, clip["apex_index"], config, flow)
+        clock = StageClock()
+        got = timed_features(frames, points, clip["apex_index"], config, clock)
+        assert {"crop", "encode"} <= set(clock.ms) <= {"crop", "flow", "strain", "encode"}
+        assert ("flow" in clock.ms) == config.family.uses_flow
         want = prepare_frames(frames, config, apex_index=clip["apex_index"], landmarks=points)["x"]
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -259,8 +259,8 @@ def test_unknown_model_name_lists_valid_names() -> None:
     assert issubclass(ModelError, MertkError)
 
 
-def test_input_spec_rejects_unknown_feature_and_bad_shape() -> None:
-    with pytest.raises(ModelError, match="unknown input feature 'rgb'"):
-        InputSpec("rgb", (3, 28, 28), "x")
+def test_input_spec_rejects_bad_feature_and_shape() -> None:
+    with pytest.raises(ModelError, match="input feature must be a feature family name"):
+        InputSpec("", (3, 28, 28), "x")
     with pytest.raises(ModelError, match="input shape"):
         InputSpec("uvs", (28, 28), "x")

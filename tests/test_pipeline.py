@@ -19,7 +19,6 @@ from mertk.data.fake import write_fake_tree
 from mertk.models import create_model, list_models
 from mertk.preprocess.eyemask import eye_mask
 from mertk.preprocess.pipeline import (
-    CLIP_FEATURES,
     PrepareConfig,
     apply_overrides,
     config_for_feature,
@@ -27,7 +26,9 @@ from mertk.preprocess.pipeline import (
     prepare,
 )
 from mertk.errors import PreprocessError
-from mertk.registry import MODELS
+from mertk.registry import FEATURES, MODELS
+
+CLIP_FEATURES = [e.name for e in FEATURES if e.obj.clips]
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,8 @@ def _ramp_clip(t: int = 20) -> np.ndarray:
 
 
 def test_strcn_frame_select_picks_raw_frames_before_temporal_normalisation():
-    from mertk.preprocess.pipeline import prepare_frames, select_frames
+    from mertk.preprocess.features import select_frames
+    from mertk.preprocess.pipeline import prepare_frames
 
     frames = _ramp_clip()
     points = np.full((68, 2), 10.0, dtype=np.float32)

@@ -306,8 +306,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help=COMMANDS["prepare"][1], description=COMMANDS["prepare"][1])
     p.add_argument("dataset", help="dataset or composite name")
     p.add_argument("root", type=Path, help="folder holding the dataset as shipped")
-    p.add_argument("--features", default=None, help="feature family (uvs, hsi_flow, flow_uv, flow_vx, flow_vy, flow_mag, "
-                   "flow_vxvy, flow_vxvym, clip_rgb, strcn_pixels, gray_face)")
+    families = (", ".join(importlib.import_module(".preprocess.features", __package__).FEATURES.names())
+                if command == "prepare" else "the registered names: mertk prepare --help")  # only prepare pays the import
+    p.add_argument("--features", default=None, help=f"feature family ({families})")
     p.add_argument("--model", default=None, help="build the features a registered model takes (see `mertk models`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pipeline parameter, e.g. --set eye_mask=true --set flow=tvl1_opencv")

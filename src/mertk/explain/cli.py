@@ -162,12 +162,12 @@ def _load_input(path: Path, checkpoint: Any, apex: int | None) -> dict[str, np.n
     from ..preprocess.pipeline import prepare_frames, read_frames
 
     config = checkpoint.prepare_config()
-    feature = config.feature
+    feature, family = config.feature, config.family
     if not path.exists():
         raise DataError(path, "input not found")
     if path.is_dir():
-        if feature == "gray_face":
-            raise DataError(path, f"{checkpoint.model} classifies still faces (gray_face): give one image, not a frame folder")
+        if not family.clips:
+            raise DataError(path, f"{checkpoint.model} classifies still faces ({feature}): give one image, not a frame folder")
         frames = read_frames(frame_files(path))
         if apex is not None and not 0 <= apex < len(frames):
             raise DataError(path, f"--apex {apex} is outside the clip's {len(frames)} frames (0-based)")
@@ -182,7 +182,7 @@ def _load_input(path: Path, checkpoint: Any, apex: int | None) -> dict[str, np.n
                                   f"a feature must be finite")
         return {"x": x}
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        if feature != "gray_face":
+        if family.clips:
             raise DataError(path, f"a single image is an input only for still-image models (gray_face); {checkpoint.model} "
                                   f"takes {feature}: give a clip's frame folder or a prepared .npy")
         image = read_image(path, cv2.IMREAD_GRAYSCALE)

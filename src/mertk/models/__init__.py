@@ -9,7 +9,7 @@ Each family lives in its own module with its registered entry points at the bott
 package registers them all in :data:`mertk.registry.MODELS`.
 """
 
-from ._base import FEATURES, InputSpec, MerModel, ModelError, count_params
+from ._base import InputSpec, MerModel, ModelError, count_params
 from ._registry import MODEL_KINDS, create_model, describe_models, list_models, model_kind, register_model
 from . import c3d_vgg, lbptop, offapexnet, resnet_reduced, shallow, shcnn, strcn, ststnet  # noqa: F401  (registration)
 from .c3d_vgg import C3DVGG
@@ -22,7 +22,7 @@ from .strcn import RCL, STRCN
 from .ststnet import LAENet, STSTNet, StreamNet
 
 __all__ = [
-    "FEATURES", "InputSpec", "MerModel", "ModelError", "count_params",
+    "InputSpec", "MerModel", "ModelError", "count_params",
     "MODEL_KINDS", "create_model", "describe_models", "list_models", "model_kind", "register_model",
     "C3DVGG", "LBPTOPSVM", "OffApexNet", "ResNetReduced", "ShallowNet", "SHCNN", "RCL", "STRCN",
     "LAENet", "STSTNet", "StreamNet",

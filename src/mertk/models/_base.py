@@ -15,28 +15,14 @@ from torch import nn
 
 from ..errors import ModelError
 
-#: Feature families a model may ask the preprocessing pipeline for (name -> what it is).
-FEATURES: dict[str, str] = {
-    "uvs": "[u, v, optical strain] stacked as a 3-channel image (STSTNet/LAENet)",
-    "hsi_flow": "TV-L1 flow first frame -> frame coded as an HSI colour image, as RGB (SHCNN)",
-    "gray_face": "grey face crop (static expressions)",
-    "flow_uv": "2-channel optical flow (u, v)",
-    "flow_vx": "1-channel horizontal flow Vx",
-    "flow_vy": "1-channel vertical flow Vy",
-    "flow_mag": "1-channel flow magnitude M",
-    "flow_vxvy": "2-channel flow (Vx, Vy)",
-    "flow_vxvym": "3-channel flow (Vx, Vy, M), the ResNet input of Belaiche et al.",
-    "clip_rgb": "T x H x W RGB frame clip",
-    "strcn_pixels": "selected micro-expression-aware pixels x frames x 3 channels (STRCN-A)",
-}
-
-
 @dataclass(frozen=True)
 class InputSpec:
     """The input a model takes, without the batch dimension.
 
     Attributes:
-        feature: the feature family the preprocessing must build (a key of :data:`FEATURES`).
+        feature: the feature family the preprocessing must build (a name registered in
+            :data:`mertk.registry.FEATURES` by :mod:`mertk.preprocess.features`; the pipeline checks it
+            when it resolves the model, as models sit below preprocessing).
         shape: ``(C, H, W)`` for images, ``(C, T, H, W)`` for clips.
         description: one line for humans (``"28x28 [u, v, strain] of onset->apex"``).
     """
@@ -46,8 +32,8 @@ class InputSpec:
     description: str
 
     def __post_init__(self) -> None:
-        if self.feature not in FEATURES:
-            raise ModelError(f"unknown input feature {self.feature!r}; choose from: {', '.join(sorted(FEATURES))}")
+        if not self.feature or not isinstance(self.feature, str):
+            raise ModelError(f"input feature must be a feature family name, got {self.feature!r}")
         if len(self.shape) not in (3, 4) or any(int(s) < 1 for s in self.shape):
             raise ModelError(f"input shape must be (C, H, W) or (C, T, H, W) of positive sizes, got {self.shape}")
 

@@ -6,13 +6,15 @@ Entry points are small factories registered timm-style at the bottom of each fam
                     input_spec=InputSpec("uvs", (3, 28, 28), "..."))
     def laenet(**kw) -> LAENet: ...
 
-The registry metadata holds the default ``input_spec`` so the preprocessing pipeline can be built
-from a model's name without instantiating it.
+The registry metadata holds the default ``input_spec`` and the model's own preprocessing defaults
+(``default_cfg``: ``PrepareConfig`` fields beyond its feature family's, as timm keeps ``default_cfgs``
+beside each model) so the preprocessing pipeline can be built from a model's name without
+instantiating it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -28,12 +30,17 @@ Factory = Callable[..., MerModel]
 MODEL_KINDS = ("torch", "classical")
 
 
-def register_model(name: str, *, paper: str, description: str, input_spec: InputSpec,
-                   kind: str = "torch") -> Callable[[Factory], Factory]:
-    """Decorator registering a model factory in :data:`mertk.registry.MODELS`."""
+def register_model(name: str, *, paper: str, description: str, input_spec: InputSpec, kind: str = "torch",
+                   default_cfg: Mapping[str, Any] | None = None) -> Callable[[Factory], Factory]:
+    """Decorator registering a model factory in :data:`mertk.registry.MODELS`.
+
+    ``default_cfg`` holds the model's preprocessing defaults (``PrepareConfig`` fields) over those of
+    its feature family, e.g. LAENet's eye mask; ``config_for_model`` applies them.
+    """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind {kind!r} is unknown; choose from: {', '.join(MODEL_KINDS)}")
-    return MODELS.register(name, paper=paper, description=description, input_spec=input_spec, kind=kind)
+    return MODELS.register(name, paper=paper, description=description, input_spec=input_spec, kind=kind,
+                           default_cfg=dict(default_cfg or {}))
 
 
 def create_model(name: str, **kwargs: Any) -> MerModel:

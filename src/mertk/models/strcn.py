@@ -134,6 +134,7 @@ def strcn_a(**kw) -> STRCN:
     paper="strcn-xia-2019",
     description="STRCN-G: RCNs on 300x245 (H x W) onset->apex flow, 4 classes",
     input_spec=InputSpec("flow_uv", (2, 300, 245), "300x245 (H x W) flow (u, v) onset->apex, eye-box crop"),
+    default_cfg={"crop": "strcn", "apex": "std_diff"},
 )
 def strcn_g(**kw) -> STRCN:
     return STRCN(**{"variant": "g", "in_channels": 2, "input_size": (300, 245), **kw})

@@ -101,6 +101,7 @@ def ststnet(**kw) -> STSTNet:
     paper="laenet-lien-2020",
     description="LAENet: 2 conv streams (3, 5 filters) on [u, v, strain], 843 parameters, 3 classes",
     input_spec=_SPEC,
+    default_cfg={"eye_mask": True},
 )
 def laenet(**kw) -> LAENet:
     return LAENet(**kw)

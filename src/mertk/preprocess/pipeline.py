@@ -11,22 +11,11 @@ and :func:`prepare` runs it over a dataset in parallel, through the content-addr
 progress bar. A clip that cannot be prepared (unreadable frame, no face, too short, NaN flow) becomes
 a :class:`~mertk.records.Skip` with its reason; nothing is replaced by a zero image.
 
-Feature families (the ``feature`` of a model's :class:`~mertk.models.InputSpec`):
-
-=============== ==================================================================================
-``uvs``         [u, v, optical strain] of the onset->apex flow, 3 x H x W float (STSTNet, LAENet)
-``hsi_flow``    HSI-coded flow from the first frame to every later frame, T-1 x 3 x H x W uint8 (SHCNN)
-``flow_uv``     onset->apex flow u, v, 2 x H x W float (OFF-ApexNet, STRCN-G)
-``flow_vx``     Vx / Vy / magnitude / Vx-Vy / Vx-Vy-M of the onset->apex flow (Belaiche et al.),
-``flow_vy``     C x H x W float; ``apex_plus_one`` adds the onset->apex+1 flow as ``x_aug``
-``flow_mag``
-``flow_vxvy``
-``flow_vxvym``
-``clip_rgb``    the cropped clip, T x H x W x 3 uint8 (3D-CNN; windows are drawn at training time)
-``strcn_pixels``the cropped clip normalised to ``frames`` frames, T x H x W x 3 uint8; the mask of
-                micro-expression-aware pixels is fitted on training folds only, at training time
-``gray_face``   a grey face, 1 x H x W uint8 (static datasets)
-=============== ==================================================================================
+The last stage is the feature family's (the ``feature`` of a model's :class:`~mertk.models.InputSpec`):
+one registered :class:`~mertk.preprocess.features.FeatureFamily` per name in
+:mod:`mertk.preprocess.features` (``uvs``, ``hsi_flow``, ``flow_uv``, the Belaiche ``flow_vx`` ...
+``flow_vxvym``, ``clip_rgb``, ``strcn_pixels``, ``gray_face``) owns its defaults, its encode step
+and what it supports; this module tests no family by name.
 """
 
 from __future__ import annotations
@@ -48,20 +37,16 @@ from ..config_types import check_fields
 from ..errors import DataError, MertkError, PreprocessError, frame_size
 from ..progress import ProgressBar
 from ..records import ClipRecord, ImageRecord, Skip, format_runs, frame_runs
-from ..registry import SPOTTERS
+from ..registry import FEATURES, SPOTTERS
 from . import apex as _apex  # noqa: F401  (registers the apex spotters)
 from .cache import PIPELINE_VERSION, FeatureCache, cache_key
 from .crop import Box, crop_clip, get_box, resize
-from .encode import HSI_NORMALISATIONS, hsi_clip, shallow_channels, uvs_image
-from .eyemask import apply_eye_mask, eye_mask
+from .encode import HSI_NORMALISATIONS
+from .features import FeatureFamily, Timer, feature_family, no_timer
+from .features.base import ApexFlowFamily, flow_grey
 from .flow import get_flow_method
 from .imageio import read_image
-from .strain import optical_strain
 
-CLIP_FEATURES = ("uvs", "hsi_flow", "flow_uv", "flow_vx", "flow_vy", "flow_mag", "flow_vxvy", "flow_vxvym",
-                 "clip_rgb", "strcn_pixels")
-IMAGE_FEATURES = ("gray_face", "uvs")
-FEATURES = tuple(dict.fromkeys(CLIP_FEATURES + IMAGE_FEATURES))
 CROPS = ("laenet", "strcn", "square", "none")
 ALIGNMENTS = ("none", "similarity", "lwm")
 
@@ -71,7 +56,7 @@ class PrepareConfig:
     """Every parameter of the preprocessing stages (all of them enter the cache key).
 
     Attributes:
-        feature: feature family to build (see the module docstring).
+        feature: feature family to build (a name registered in :data:`mertk.registry.FEATURES`).
         size: output height and width of maps or frames.
         crop: face box (``laenet`` margins, ``strcn`` eye box, ``square``, or ``none`` for pre-cropped
             frames).
@@ -128,7 +113,7 @@ class PrepareConfig:
     def __post_init__(self) -> None:
         check_fields(self, error=PreprocessError)
         if self.feature not in FEATURES:
-            raise PreprocessError(f"unknown feature {self.feature!r}; choose from: {', '.join(FEATURES)}")
+            raise PreprocessError(f"unknown feature {self.feature!r}; choose from: {', '.join(FEATURES.names())}")
         if self.crop not in CROPS:
             raise PreprocessError(f"unknown crop {self.crop!r}; choose from: {', '.join(CROPS)}")
         if self.align not in ALIGNMENTS:
@@ -149,11 +134,17 @@ class PrepareConfig:
         object.__setattr__(self, "flow_params", tuple(sorted(dict(self.flow_params).items())))
         object.__setattr__(self, "frame_select", tuple(float(s) for s in self.frame_select))
         if self.frame_select:
-            if self.feature not in ("clip_rgb", "strcn_pixels") or not self.frames:
-                raise PreprocessError("frame_select builds frame-sequence features (clip_rgb, strcn_pixels) with a "
+            if not self.family.frame_select or not self.frames:
+                names = ", ".join(e.name for e in FEATURES if e.obj.frame_select)
+                raise PreprocessError(f"frame_select builds frame-sequence features ({names}) with a "
                                       f"fixed length (frames > 0), not {self.feature} with frames={self.frames}")
             if any(not 0 < s <= 1 for s in self.frame_select):
                 raise PreprocessError(f"frame_select shares must lie in (0, 1], got {list(self.frame_select)}")
+
+    @property
+    def family(self) -> FeatureFamily:
+        """The registered feature family of ``feature``."""
+        return feature_family(self.feature)
 
     def replace(self, **changes: Any) -> "PrepareConfig":
         if "flow_params" in changes and isinstance(changes["flow_params"], Mapping):
@@ -168,44 +159,26 @@ class PrepareConfig:
         return out
 
 
-# Defaults per feature family, as the papers use them; sizes come from the model's input spec.
-FEATURE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "uvs": {"crop": "laenet", "flow": "tvl1"},
-    "hsi_flow": {"crop": "laenet", "flow": "tvl1"},
-    "flow_uv": {"crop": "laenet", "flow": "tvl1"},
-    "flow_vx": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
-    "flow_vy": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
-    "flow_mag": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
-    "flow_vxvy": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
-    "flow_vxvym": {"crop": "laenet", "flow": "horn_schunck", "apex_plus_one": True},
-    "clip_rgb": {"crop": "square"},
-    "strcn_pixels": {"crop": "strcn", "frames": 30, "temporal": "tim"},
-    "gray_face": {"crop": "none"},
-}
-# Output size (height, width) per feature family when no model is named.
-FEATURE_SIZES: dict[str, tuple[int, int]] = {
-    "uvs": (28, 28), "hsi_flow": (112, 112), "flow_uv": (28, 28), "flow_vx": (224, 224), "flow_vy": (224, 224),
-    "flow_mag": (224, 224), "flow_vxvy": (224, 224), "flow_vxvym": (224, 224), "clip_rgb": (128, 128),
-    "strcn_pixels": (64, 48), "gray_face": (48, 48),
-}
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "laenet": {"eye_mask": True},
-    "strcn_g": {"crop": "strcn", "apex": "std_diff"},
-}
-
-
 def config_for_model(model: str, **overrides: Any) -> PrepareConfig:
-    """The pipeline configuration a registered model needs, from its declared input spec."""
+    """The pipeline configuration a registered model needs: its feature family's defaults, the size of
+    its declared input spec, the model's own ``default_cfg`` (its registration), then ``overrides``.
+
+    Raises:
+        PreprocessError: the model declares a feature that is not a registered family (the message
+            lists the registered ones).
+    """
     from .. import models  # noqa: F401  (registers the models)
     from ..registry import MODELS
 
-    spec = MODELS.entry(model).meta["input_spec"]
-    feature = spec.feature
-    # STRCN-A faces are 64 x 48 (H x W) before its pixel selection; other inputs end in (H, W).
-    size = (64, 48) if feature == "strcn_pixels" else tuple(spec.shape[-2:])
-    params: dict[str, Any] = {"feature": feature, "size": size}
-    params.update(FEATURE_DEFAULTS.get(feature, {}))
-    params.update(MODEL_DEFAULTS.get(model, {}))
+    entry = MODELS.entry(model)
+    spec = entry.meta["input_spec"]
+    if spec.feature not in FEATURES:
+        raise PreprocessError(f"model {model} takes feature {spec.feature!r}, which is not a registered feature "
+                              f"family; choose from: {', '.join(FEATURES.names())}")
+    family = feature_family(spec.feature)
+    params: dict[str, Any] = {"feature": family.name, "size": family.input_size(spec.shape)}
+    params.update(family.defaults)
+    params.update(entry.meta.get("default_cfg", {}))
     params.update(overrides)
     return PrepareConfig(**params)
 
@@ -213,9 +186,10 @@ def config_for_model(model: str, **overrides: Any) -> PrepareConfig:
 def config_for_feature(feature: str, **overrides: Any) -> PrepareConfig:
     """The pipeline configuration of a feature family with the papers' defaults."""
     if feature not in FEATURES:
-        raise PreprocessError(f"unknown feature {feature!r}; choose from: {', '.join(FEATURES)}")
-    params: dict[str, Any] = {"feature": feature, "size": FEATURE_SIZES[feature]}
-    params.update(FEATURE_DEFAULTS.get(feature, {}))
+        raise PreprocessError(f"unknown feature {feature!r}; choose from: {', '.join(FEATURES.names())}")
+    family = feature_family(feature)
+    params: dict[str, Any] = {"feature": feature, "size": family.size}
+    params.update(family.defaults)
     params.update(overrides)
     return PrepareConfig(**params)
 
@@ -259,11 +233,6 @@ def read_frames(paths: Sequence[Path]) -> np.ndarray:
     if not frames:
         raise PreprocessError("clip has no frames")
     return np.stack(frames)
-
-
-def _grey(frames: np.ndarray) -> np.ndarray:
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return (frames.astype(np.float32) @ weights).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -332,47 +301,13 @@ def _spot_apex(frames: np.ndarray, points: np.ndarray, spotter: str, config: Pre
     return int(fn(frames, landmarks=points))
 
 
-def select_frames(frames: np.ndarray, share: float, alpha: float) -> np.ndarray:
-    """Positions of STRCN's frame selection in a clip: the onset and a random ordered ``share`` of the
-    other frames (at least 2 frames in all), seeded by the onset's content, ``alpha`` and ``share``."""
-    import zlib
-
-    t = len(frames)
-    keep = min(t, max(2, int(round(share * t))))
-    rng = np.random.default_rng([zlib.crc32(np.ascontiguousarray(frames[0]).tobytes()), round(alpha * 1000),
-                                 round(share * 1000)])
-    return np.concatenate([[0], np.sort(rng.choice(np.arange(1, t), size=keep - 1, replace=False))])
-
-
-def _frame_sequence(frames: np.ndarray, config: PrepareConfig) -> np.ndarray:
-    clip = np.stack([resize(f, config.size) for f in frames])
-    if config.frames:
-        from .temporal import TEMPORAL
-
-        clip = np.clip(np.rint(TEMPORAL[config.temporal](clip.astype(np.float32), config.frames)), 0, 255)
-    return clip.astype(np.uint8)
-
-
 def flow_features(flow: np.ndarray, points: np.ndarray, config: PrepareConfig) -> np.ndarray:
-    """The ``C x H x W`` map of one flow (crop resolution) for ``config.feature`` (a flow family but
-    ``hsi_flow``); ``points`` are the crop's landmarks.
-
-    The strain is computed from the unmasked flow, then the eye mask (LAENet, section 2.2.4) zeroes
-    every channel, so the mask's border shows no strain that the face does not have.
-    """
-    strain = optical_strain(flow) if config.feature == "uvs" else None
-    if config.eye_mask:
-        mask = eye_mask(flow.shape[:2], points, dilate=config.eye_dilate)
-        flow = apply_eye_mask(flow, mask)
-        strain = None if strain is None else apply_eye_mask(strain, mask)
-    if strain is not None:
-        return uvs_image(flow, strain, normalise=config.uvs_normalise, size=config.size).transpose(2, 0, 1)
-    if config.feature == "flow_uv":
-        return shallow_channels(flow, "vxvy", size=config.size)
-    if config.feature == "flow_vxvym":
-        vxvy = shallow_channels(flow, "vxvy", size=config.size)
-        return np.concatenate([vxvy, np.hypot(vxvy[0], vxvy[1])[None]], axis=0)
-    return shallow_channels(flow, config.feature.removeprefix("flow_"), size=config.size)
+    """The ``C x H x W`` map of one flow (crop resolution) for ``config.feature``, a family whose input
+    is one flow map (``uvs``, ``flow_*``); ``points`` are the crop's landmarks."""
+    family = config.family
+    if not isinstance(family, ApexFlowFamily):
+        raise PreprocessError(f"feature {config.feature!r} is not a single flow map")
+    return family.flow_map(flow, points, config)
 
 
 def prepare_clip(record: ClipRecord, config: PrepareConfig) -> dict[str, np.ndarray]:
@@ -413,11 +348,14 @@ def fill_frame_gaps(frames: np.ndarray, numbers: Sequence[int]) -> np.ndarray:
 
 
 def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int | None = None,
-                   landmarks: np.ndarray | None = None, source: str = "") -> dict[str, np.ndarray]:
+                   landmarks: np.ndarray | None = None, source: str = "",
+                   timer: Timer | None = None) -> dict[str, np.ndarray]:
     """Run the pipeline on in-memory frames (``T x H x W x 3`` uint8 RGB, onset first).
 
     This is :func:`prepare_clip` without the dataset: ``mertk predict`` and ``mertk bench`` call it on
-    decoded video so that inference preprocesses exactly as training did.
+    decoded video so that inference preprocesses exactly as training did. With the apex given and
+    neither alignment nor magnification, only the frames the family reads are cropped (onset and apex
+    for the apex-flow families); the arrays are the same as from every frame.
 
     Args:
         frames: the clip, onset first.
@@ -427,43 +365,62 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
         landmarks: the onset frame's 68 landmarks (frame coordinates) from a face tracker; ``None``
             detects them.
         source: names the clip in errors.
+        timer: per-stage timer: ``timer(stage)`` is a context manager around each stage that runs
+            (``face``, ``align``, ``crop``, ``magnify``, ``apex``, then the family's ``flow``,
+            ``strain``, ``encode``), e.g. ``mertk bench``'s ``StageClock``.
     """
+    clock = timer or no_timer
+    family = config.family
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 2:
         raise PreprocessError(f"{source or 'clip'}: expected at least 2 frames of H x W x 3, got shape {frames.shape}")
     if frames.dtype != np.uint8:
         raise PreprocessError(f"{source or 'clip'}: expected uint8 frames, got {frames.dtype}")
+    if not family.clips:
+        raise PreprocessError(f"{source or 'clip'}: feature {config.feature!r} is built from still images, not clips")
+    if apex_index is not None and not 0 <= apex_index < len(frames):
+        raise PreprocessError(f"{source or 'clip'}: apex index {apex_index} outside the clip's {len(frames)} frames")
     if landmarks is None:
-        box, points = _face_box(frames, config, source)
+        with clock("face"):
+            box, points = _face_box(frames, config, source)
     else:
         points = np.asarray(landmarks, dtype=np.float32)
         if points.shape != (68, 2):
             raise PreprocessError(f"{source or 'clip'}: landmarks must be 68 x 2, got {points.shape}")
-        onset = frames[0]
-        box = Box(0, 0, onset.shape[0], onset.shape[1]) if config.crop == "none" else get_box(config.crop, points, onset.shape)
+        box = None
+    shape = frames[0].shape
     if config.align != "none":
-        frames = _align(frames, config, source)
-    frames = np.ascontiguousarray(crop_clip(frames, box))
-    points = points - np.array([box.left, box.top], dtype=np.float32)
-    if config.flow_size and config.feature not in ("clip_rgb", "strcn_pixels"):
-        h, w = frames.shape[1:3]
-        frames = np.stack([resize(f, (config.flow_size, config.flow_size)) for f in frames])
-        points = points * np.array([config.flow_size / w, config.flow_size / h], dtype=np.float32)
+        with clock("align"):
+            frames = _align(frames, config, source)
+    keep = None
+    if apex_index is not None:
+        apex_index = max(apex_index, 1)  # the flow onset->onset carries no motion
+        if config.align == "none" and config.magnify == 0:
+            keep = family.needed_frames(len(frames), apex_index, config)
+    with clock("crop"):
+        if box is None:
+            box = Box(0, 0, shape[0], shape[1]) if config.crop == "none" else get_box(config.crop, points, shape)
+        frames = np.ascontiguousarray(crop_clip(frames if keep is None else frames[keep], box))
+        points = points - np.array([box.left, box.top], dtype=np.float32)
+        if config.flow_size and family.uses_flow:
+            h, w = frames.shape[1:3]
+            frames = np.stack([resize(f, (config.flow_size, config.flow_size)) for f in frames])
+            points = points * np.array([config.flow_size / w, config.flow_size / h], dtype=np.float32)
+        grey = flow_grey(frames) if family.uses_flow and config.magnify == 0 else None
     if config.magnify > 0:
         from .magnify import magnify_clip
 
-        frames = magnify_clip(frames, alpha=config.magnify)
-    grey = _grey(frames) / np.float32(255.0)  # the flow methods take float frames on 0..1 (flow.base.to_grey)
+        with clock("magnify"):
+            frames = magnify_clip(frames, alpha=config.magnify)
+            grey = flow_grey(frames) if family.uses_flow else None
 
     if apex_index is not None:
-        if not 0 <= apex_index < len(frames):
-            raise PreprocessError(f"{source or 'clip'}: apex index {apex_index} outside the clip's {len(frames)} frames")
         apex_source = "annotation"
     else:
         spotter = config.apex if config.apex != "annotation" else config.apex_fallback
-        apex_index, apex_source = _spot_apex(frames, points, spotter, config), f"spotted:{spotter}"
-    if apex_index == 0:
-        apex_index = 1 if len(frames) > 1 else 0  # the flow onset->onset carries no motion
+        with clock("apex"):
+            apex_index = max(_spot_apex(frames, points, spotter, config), 1)
+        apex_source = f"spotted:{spotter}"
 
     out: dict[str, np.ndarray] = {
         "box": np.array([box.top, box.left, box.bottom, box.right], dtype=np.int32),
@@ -471,39 +428,17 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
         "apex_index": np.array(apex_index, dtype=np.int32),
         "apex_source": np.array(apex_source),
     }
-    feature = config.feature
-    if feature in ("clip_rgb", "strcn_pixels"):
-        out["x"] = _frame_sequence(frames, config)
-        if config.frame_select:
-            out["x_select"] = np.stack([_frame_sequence(frames[select_frames(frames, s, config.magnify)], config)
-                                        for s in config.frame_select])
-        return out
-
-    method = get_flow_method(config.flow, **dict(config.flow_params))
-    if feature == "hsi_flow":
-        flows = method.batch([grey[0]] * (len(grey) - 1), list(grey[1:]))
-        out["x"] = hsi_clip(flows, config.size, normalise=config.hsi_normalise)
-        out["apex_index"] = np.array(apex_index - 1, dtype=np.int32)  # index among the flow images
-        return out
-    targets = [apex_index] + ([apex_index + 1] if config.apex_plus_one and apex_index + 1 < len(grey) else [])
-    flows = method.batch([grey[0]] * len(targets), [grey[t] for t in targets])
-    out["x"] = flow_features(flows[0], points, config).astype(np.float32)
-    if len(flows) > 1:
-        out["x_aug"] = flow_features(flows[1], points, config).astype(np.float32)
+    out.update(family.encode(frames, grey, points, apex_index if keep is None else keep.index(apex_index), config,
+                             clock))
     return out
 
 
 def prepare_image(dataset: Any, record: ImageRecord, config: PrepareConfig) -> dict[str, np.ndarray]:
-    """Arrays of a still image: a grey face (``gray_face``) or a precomputed ``uvs`` map."""
-    image = np.asarray(dataset.load_image(record))
-    if config.feature == "gray_face":
-        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        return {"x": resize(grey, config.size)[None].astype(np.uint8)}
-    if config.feature == "uvs":
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise DataError(record.path, f"a [u, v, strain] map needs 3 channels, got shape {image.shape}")
-        return {"x": (resize(image, config.size).astype(np.float32) / 255.0).transpose(2, 0, 1)}
-    raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
+    """Arrays of a still image by its feature family (a grey face, a precomputed ``uvs`` map)."""
+    family = config.family
+    if not family.images:
+        raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
+    return family.encode_image(np.asarray(dataset.load_image(record)), config, record.path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,11 +556,12 @@ def prepare(
     hits = misses = 0
     images = [r for r in chosen if isinstance(r, ImageRecord)]
     clips = [r for r in chosen if isinstance(r, ClipRecord)]
-    if images and config.feature not in IMAGE_FEATURES:
+    if images and not config.family.images:
         raise PreprocessError(f"feature {config.feature!r} is built from clips, but the dataset holds still images; "
-                              f"choose from: {', '.join(IMAGE_FEATURES)}")
-    if clips and config.feature not in CLIP_FEATURES:
-        raise PreprocessError(f"feature {config.feature!r} is built from still images; choose from: {', '.join(CLIP_FEATURES)}")
+                              f"choose from: {', '.join(e.name for e in FEATURES if e.obj.images)}")
+    if clips and not config.family.clips:
+        raise PreprocessError(f"feature {config.feature!r} is built from still images; "
+                              f"choose from: {', '.join(e.name for e in FEATURES if e.obj.clips)}")
     for record in images:
         try:
             features.append(Features(record, prepare_image(dataset, record, config)))

@@ -8,14 +8,15 @@ order and timed stage by stage with ``time.perf_counter``:
 - ``face``: dlib face detection and 68 landmarks on the onset frame (once per video when streaming);
 - every flow method on the onset -> apex pair of the LAENet face crop at the crop's resolution,
   the reference (OpenCV's DualTVL1, ``tvl1_opencv``) always among them;
-- for every model, its path exactly as :func:`~mertk.preprocess.pipeline.prepare_frames` and
-  :func:`~mertk.engine.checkpoint.classify` compute it (the annotated apex, the given landmarks):
-  ``crop`` (face box, the frames the feature needs, ``flow_size`` resize, grey), ``flow`` (its
-  configured method: one pair, or first -> every later frame for SHCNN), ``strain`` (``uvs`` only),
-  ``encode`` (eye mask, [u, v, strain] / flow channels / HSI / resized clip, the model's input
-  tensor), then ``model_torch`` (PyTorch eager) and ``model_onnx`` (onnxruntime) on the same input,
-  plus ``flow_reference``: the same flows by ``tvl1_opencv`` (one pair timed, times the number of
-  pairs: OpenCV computes pairs one after another).
+- for every model, :func:`~mertk.preprocess.pipeline.prepare_frames` itself, timed by its
+  ``timer`` (the annotated apex, the given landmarks), then :func:`~mertk.engine.checkpoint.classify`'s
+  steps: ``crop`` (face box, the frames the family reads, ``flow_size`` resize, grey), ``flow``
+  (its configured method: one pair, or first -> every later frame for SHCNN), ``strain`` (``uvs``
+  only), ``encode`` (eye mask, [u, v, strain] / flow channels / HSI / resized clip, the model's
+  input tensor), then ``model_torch`` (PyTorch eager) and ``model_onnx`` (onnxruntime) on the same
+  input, plus ``flow_reference``: the same flows by ``tvl1_opencv`` (one pair timed, times the number
+  of pairs: OpenCV computes pairs one after another). The inference path builds ``x`` only, so
+  ``apex_plus_one`` (the training copy ``x_aug``) is off.
 
 The reference flow takes 0.2-0.3 s per pair, so it is timed in the first ``min(repeats, 5)`` runs
 only. Flows get grey frames on a 0..1 scale (:func:`flow_frames`), as the flow methods take them.
@@ -53,7 +54,6 @@ REFERENCE_REPEATS = 5  # OpenCV's DualTVL1 is slow: its median is taken over the
 TARGET_MODEL = "laenet"
 TARGET_MS = 10.0
 TARGET_STAGES = ("crop", "flow", "strain", "encode")
-SUPPORTED_FEATURES = ("uvs", "flow_uv", "flow_vx", "flow_vy", "flow_mag", "flow_vxvy", "flow_vxvym", "hsi_flow", "clip_rgb")
 STAGE_ORDER = ("decode", "face", "crop", "flow", "strain", "encode")
 
 
@@ -106,19 +106,25 @@ def bench_clip(root: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _benchable(family: Any) -> bool:
+    """Bench runs clip families whose input needs nothing fitted on training folds."""
+    return family.clips and not family.pixel_mask
+
+
 def model_config(model: str, flow_size: int | None = None):
-    """The :class:`~mertk.preprocess.pipeline.PrepareConfig` a recipe would give ``model`` (clip models
-    time-normalised to the input's frame count), with ``flow_size`` overridden when given."""
+    """The :class:`~mertk.preprocess.pipeline.PrepareConfig` a recipe would give ``model`` (with the
+    fields its input shape fixes, e.g. a clip's frame count), for inference (no ``apex_plus_one``),
+    with ``flow_size`` overridden when given."""
     from .. import models  # noqa: F401  (registers the models)
+    from ..preprocess.features import FEATURES, feature_family
     from ..preprocess.pipeline import config_for_model
     from ..registry import MODELS
 
     spec = MODELS.entry(model).meta["input_spec"]
-    if spec.feature not in SUPPORTED_FEATURES:
-        raise MertkError(f"bench: model {model} takes {spec.feature!r}; bench runs models of: {', '.join(SUPPORTED_FEATURES)}")
-    derived: dict[str, Any] = {"size": tuple(spec.shape[-2:])}
-    if spec.feature == "clip_rgb":
-        derived["frames"] = spec.shape[1]
+    if spec.feature not in FEATURES or not _benchable(feature_family(spec.feature)):
+        names = ", ".join(e.name for e in FEATURES if _benchable(e.obj))
+        raise MertkError(f"bench: model {model} takes {spec.feature!r}; bench runs models of: {names}")
+    derived: dict[str, Any] = {**feature_family(spec.feature).spec_config(spec.shape), "apex_plus_one": False}
     if flow_size is not None:
         derived["flow_size"] = flow_size
     return config_for_model(model, **derived)
@@ -128,20 +134,17 @@ def checkpoint_stub(model: str, config: Any):
     """A weightless :class:`Checkpoint` so that :func:`model_inputs` builds the input as ``predict`` does."""
     from ..engine.checkpoint import Checkpoint
 
-    inference = "vote" if config.feature == "hsi_flow" else "none"
+    inference = "vote" if config.family.per_frame else "none"
     return Checkpoint(model=model, model_kwargs={}, classes=(), label_map="", features=config.as_dict(),
                       inference=inference, state_dict={})
 
 
 def flow_frames(frames: np.ndarray) -> np.ndarray:
-    """RGB uint8 frames as the flow methods take float frames: grey on a 0..1 scale (``flow.base.to_grey``).
+    """RGB uint8 frames as the flow methods take float frames: grey on a 0..1 scale (``flow.base.to_grey``),
+    the grey ``prepare_frames`` gives its flows."""
+    from ..preprocess.features.base import flow_grey
 
-    ``prepare_frames`` passes its 0..255 grey instead, which ``to_grey`` multiplies by 255 again
-    (reported to the lead with the fix, ``_grey(frames) / 255``); this is the fixed scale.
-    """
-    from ..preprocess.pipeline import _grey
-
-    return _grey(frames) / np.float32(255.0)
+    return flow_grey(frames)
 
 
 class StageClock:
@@ -159,60 +162,13 @@ class StageClock:
             self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - start) * 1000
 
 
-def clip_features(frames: np.ndarray, points: np.ndarray, apex_index: int, config: Any, flow: Any,
-                  clock: Callable[[str], Any] | None = None) -> np.ndarray:
-    """The model feature ``x`` of a clip, identical to ``prepare_frames(frames, config, apex_index=...,
-    landmarks=points)["x"]`` (alignment and magnification off; flows on :func:`flow_frames`), timed
-    per stage by ``clock``.
+def timed_features(frames: np.ndarray, points: np.ndarray, apex_index: int, config: Any,
+                   clock: Callable[[str], Any] | None = None) -> np.ndarray:
+    """The model feature ``x`` as bench times it: ``prepare_frames(frames, config, apex_index=...,
+    landmarks=points)["x"]`` with ``clock`` as its per-stage timer."""
+    from ..preprocess.pipeline import prepare_frames
 
-    Only the frames the feature needs are cropped (onset and apex for apex features), which is where
-    this path saves time over ``prepare_frames``; ``flow`` is the flow method instance to use.
-    """
-    from ..preprocess.crop import crop_clip, get_box, resize
-    from ..preprocess.encode import hsi_clip, uvs_image
-    from ..preprocess.eyemask import apply_eye_mask, eye_mask
-    from ..preprocess.pipeline import flow_features
-    from ..preprocess.strain import optical_strain
-
-    clock = clock or StageClock()
-    feature = config.feature
-    with clock("crop"):
-        box = get_box(config.crop, points, frames[0].shape)
-        chosen = frames if feature in ("hsi_flow", "clip_rgb") else frames[[0, apex_index]]
-        face = np.ascontiguousarray(crop_clip(chosen, box))
-        pts = np.asarray(points, dtype=np.float32) - np.array([box.left, box.top], dtype=np.float32)
-        if config.flow_size and feature != "clip_rgb":
-            h, w = face.shape[1:3]
-            face = np.stack([resize(f, (config.flow_size, config.flow_size)) for f in face])
-            pts = pts * np.array([config.flow_size / w, config.flow_size / h], dtype=np.float32)
-        grey = None if feature == "clip_rgb" else flow_frames(face)
-    if feature == "clip_rgb":
-        from ..preprocess.temporal import TEMPORAL
-
-        with clock("encode"):
-            clip = np.stack([resize(f, config.size) for f in face])
-            if config.frames:
-                clip = np.clip(np.rint(TEMPORAL[config.temporal](clip.astype(np.float32), config.frames)), 0, 255)
-            return clip.astype(np.uint8)
-    with clock("flow"):
-        if feature == "hsi_flow":
-            flows = flow.batch([grey[0]] * (len(grey) - 1), list(grey[1:]))
-        else:
-            flows = flow.batch([grey[0]], [grey[1]])
-    if feature == "hsi_flow":
-        with clock("encode"):
-            return hsi_clip(flows, config.size, normalise=config.hsi_normalise)
-    uv = flows[0]
-    if feature != "uvs":
-        with clock("encode"):
-            return flow_features(uv, pts, config).astype(np.float32)
-    with clock("strain"):
-        strain = optical_strain(uv)  # from the unmasked flow, as prepare_frames does
-    with clock("encode"):
-        if config.eye_mask:
-            mask = eye_mask(uv.shape[:2], pts, dilate=config.eye_dilate)
-            uv, strain = apply_eye_mask(uv, mask), apply_eye_mask(strain, mask)
-        return uvs_image(uv, strain, normalise=config.uvs_normalise, size=config.size).transpose(2, 0, 1).astype(np.float32)
+    return prepare_frames(frames, config, apex_index=apex_index, landmarks=points, timer=clock or StageClock())["x"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,11 +182,9 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def _stream_fps(frames: np.ndarray, points: np.ndarray, runs: int) -> dict[str, Any]:
-    """Sustained frames/s of the streaming loop (``mertk.realtime.predict.measure_stream_fps``), if present."""
-    try:
-        from .predict import measure_stream_fps
-    except ImportError as exc:  # the hook for the streaming loop, when mertk.realtime.predict lacks it
-        return {"fps_median": None, "note": f"mertk.realtime.predict.measure_stream_fps unavailable ({exc})"}
+    """Sustained frames/s of the streaming loop (``mertk.realtime.predict.measure_stream_fps``)."""
+    from .predict import measure_stream_fps
+
     fps = [measure_stream_fps(frames, points) for _ in range(runs)]
     return {"fps_median": round(float(np.median(fps)), 2), "fps_min": round(float(min(fps)), 2), "runs": runs,
             "frames": len(frames)}
@@ -274,7 +228,6 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
     flow_names = list(dict.fromkeys([*(flows or FLOWS.names()), REFERENCE_FLOW]))
     methods = {name: get_flow_method(name) for name in flow_names}  # unknown names list the valid ones
     configs = {m: model_config(m, flow_size) for m in models}
-    reference = methods[REFERENCE_FLOW]
     old_torch, old_cv = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -287,7 +240,6 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
                 nets[m] = create_model(m).eval()
                 onnx[m] = OnnxClassifier(export_onnx(nets[m], Path(tmp) / f"{m}.onnx"), threads=threads)
             stubs = {m: checkpoint_stub(m, configs[m]) for m in models}
-            own = {m: get_flow_method(configs[m].flow, **dict(configs[m].flow_params)) for m in models}
             shared: dict[str, list[float]] = {"decode": [], "face": []}
             flow_ms: dict[str, list[float]] = {f: [] for f in flow_names}
             per_model: dict[str, dict[str, list[float]]] = {m: {} for m in models}
@@ -319,7 +271,7 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
                 for m in models:
                     clock = StageClock()
                     with torch.no_grad():
-                        x = clip_features(frames, points, clip["apex_index"], configs[m], own[m], clock)
+                        x = timed_features(frames, points, clip["apex_index"], configs[m], clock)
                         with clock("encode"):
                             arrays = {"x": x, "apex_index": np.array(clip["apex_index"] - 1)}
                             inputs, apex = model_inputs(stubs[m], arrays)
@@ -328,13 +280,14 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
                             aggregate(probs, stubs[m].inference, apex)
                     with clock("model_onnx"):
                         aggregate(onnx[m](inputs.numpy()), stubs[m].inference, apex)
-                    pairs = len(clip["paths"]) - 1 if configs[m].feature == "hsi_flow" else 1
-                    if configs[m].feature != "clip_rgb" and with_reference:
+                    pairs = configs[m].family.flow_pairs(len(clip["paths"]), configs[m])
+                    if configs[m].family.uses_flow and with_reference:
                         key = (configs[m].crop, configs[m].flow_size)
                         if key not in reference_ms:
                             ref_clock = StageClock()
                             one_pair = configs[m].replace(feature="flow_uv") if pairs > 1 else configs[m]
-                            clip_features(frames, points, clip["apex_index"], one_pair, reference, ref_clock)
+                            timed_features(frames, points, clip["apex_index"],
+                                           one_pair.replace(flow=REFERENCE_FLOW, flow_params=()), ref_clock)
                             reference_ms[key] = ref_clock.ms["flow"]
                         clock.ms["flow_reference"] = reference_ms[key] * pairs
                     samples[m], flow_pairs[m] = len(inputs), pairs
@@ -382,8 +335,8 @@ def _model_row(model: str, config: Any, times: Mapping[str, list[float]], shared
                pairs: int) -> dict:
     stages = {**shared, **{s: _summary(v) for s, v in times.items() if s != "flow_reference"}}
     order = [s for s in STAGE_ORDER if s in stages]
-    row: dict[str, Any] = {"feature": config.feature, "flow": None if config.feature == "clip_rgb" else config.flow,
-                           "flow_size": config.flow_size, "flow_pairs": 0 if config.feature == "clip_rgb" else pairs,
+    row: dict[str, Any] = {"feature": config.feature, "flow": config.flow if config.family.uses_flow else None,
+                           "flow_size": config.flow_size, "flow_pairs": pairs,
                            "samples": samples, "stages": stages, "total": {}}
     for engine in ("model_torch", "model_onnx"):
         with_face = sum(stages[s]["median_ms"] for s in order) + stages[engine]["median_ms"]

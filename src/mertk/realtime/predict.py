@@ -97,10 +97,10 @@ def measure_stream_fps(frames: Sequence[np.ndarray] | np.ndarray, landmarks: np.
 
 
 def _clip_model(checkpoint: Any, path: str) -> None:
-    from ..preprocess.pipeline import CLIP_FEATURES
+    from ..preprocess.features import FEATURES
 
     feature = checkpoint.features.get("feature")
-    if feature not in CLIP_FEATURES:
+    if feature not in FEATURES or not FEATURES.get(feature).clips:
         raise ModelError(f"{path}: predict needs a clip model, but {checkpoint.model} takes still images "
                          f"(feature {feature}); train a micro-expression recipe")
 

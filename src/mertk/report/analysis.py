@@ -22,18 +22,6 @@ import numpy as np
 
 from ..errors import DataError, MertkError
 
-# Channel names of the feature families whose model input is a stack of flow maps (C, H, W).
-MAP_CHANNELS: dict[str, tuple[str, ...]] = {
-    "uvs": ("u", "v", "strain"),
-    "flow_uv": ("u", "v"),
-    "flow_vx": ("Vx",),
-    "flow_vy": ("Vy",),
-    "flow_mag": ("M",),
-    "flow_vxvy": ("Vx", "Vy"),
-    "flow_vxvym": ("Vx", "Vy", "M"),
-}
-
-
 @dataclass(frozen=True)
 class RunData:
     """The files of a run directory, parsed.
@@ -209,12 +197,6 @@ class MeanMaps:
     rgb: bool = False
 
 
-def _clip_panels(x: np.ndarray) -> np.ndarray:
-    """A clip ``(T, H, W, 3)`` uint8 as two grey panels: the first frame and the mean ``|I_t - I_0|``."""
-    grey = np.asarray(x, dtype=np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
-    return np.stack([grey[0], np.abs(grey[1:] - grey[0]).mean(axis=0)])
-
-
 def class_mean_maps(features: RunFeatures) -> MeanMaps:
     """Average every class's model inputs, panel by panel (see :class:`MeanMaps`).
 
@@ -223,32 +205,12 @@ def class_mean_maps(features: RunFeatures) -> MeanMaps:
     ``strcn_pixels``) have no flow map: they show the mean first frame and the mean absolute
     difference to it over the clip (where the face moves). ``gray_face`` shows the mean face.
     """
-    feature = features.feature
+    from ..preprocess.features import feature_family
+
+    family = feature_family(features.feature)
     k = len(features.classes)
-    rgb = False
-    if feature in MAP_CHANNELS:
-        panels = MAP_CHANNELS[feature]
-        stack = [np.asarray(a["x"], dtype=np.float32) for a in features.arrays]
-        note = "mean of each class's model input, channel by channel"
-    elif feature == "hsi_flow":
-        panels, rgb = ("HSI-coded flow at the apex",), True
-        stack = []
-        for a in features.arrays:
-            x = np.asarray(a["x"])
-            apex = int(np.clip(int(a.get("apex_index", len(x) - 1)), 0, len(x) - 1))
-            stack.append(x[apex].astype(np.float32)[None] / 255.0)  # (1, 3, H, W)
-        note = "mean of each class's HSI-coded onset->apex flow image (hue: direction, saturation: magnitude)"
-    elif feature in ("clip_rgb", "strcn_pixels"):
-        panels = ("first frame", "mean |I_t - I_0|")
-        stack = [_clip_panels(a["x"]) for a in features.arrays]
-        note = (f"{feature} inputs are frame clips, not flow maps: each class's mean first frame and mean "
-                "absolute difference to the first frame over the clip (where the face moves)")
-    elif feature == "gray_face":
-        panels = ("mean face",)
-        stack = [np.asarray(a["x"], dtype=np.float32) / 255.0 for a in features.arrays]
-        note = "gray_face inputs are still faces, not flow maps: each class's mean face"
-    else:
-        raise MertkError(f"no mean map is defined for feature family {feature!r}")
+    panels, rgb, note = family.panels, family.panels_rgb, family.panels_note()
+    stack = [family.panel_stack(a) for a in features.arrays]
     if not stack:
         raise MertkError("no prepared clip to average")
     data = np.stack(stack)
