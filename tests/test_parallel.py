@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mertk.engine.run import load_folds, run_recipe
+from mertk.errors import MertkError
 
 ray = pytest.importorskip("ray")
 
@@ -73,3 +81,104 @@ def test_one_worker_runs_serially_without_ray(synth_root, cache, tmp_path, monke
     assert any("Ray is not installed" in line for line in lines)
     assert len(load_folds(run_dir / "folds")) == 12
     assert not parallel.wanted(1, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# a real worker killed, a real driver killed
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def serial(synth_root, cache, tmp_path_factory):
+    """The serial run every killed run must end equal to, fold for fold."""
+    return load_folds(_run(synth_root, cache, tmp_path_factory.mktemp("serial")) / "folds")
+
+
+def _assert_equal_folds(folds, serial):
+    assert sorted(folds) == sorted(serial) and len(folds) == 12
+    for name, saved in serial.items():
+        np.testing.assert_array_equal(folds[name].test_index, saved.test_index)
+        np.testing.assert_allclose(folds[name].probs, saved.probs, rtol=0, atol=1e-6)
+
+
+def _fold_task_pids() -> list[int]:
+    """Ray worker processes busy with a fold task (Ray names them after the task)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_fold_task"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_killed_workers_lose_only_their_folds_and_the_next_call_resumes(ray_local, serial, synth_root, cache,
+                                                                        tmp_path):
+    """SIGKILL every worker that starts a fold once the first fold file exists, until Ray's retries are
+    spent: the run stops with a one-line error, the finished folds stay, and the next call trains the rest."""
+    stop, killed = threading.Event(), []
+
+    def killer():
+        while not stop.is_set() and not list(tmp_path.glob("*/folds/*.npz")):
+            time.sleep(0.01)
+        while not stop.is_set():
+            for pid in _fold_task_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(MertkError, match=r"the Ray worker training fold \S+ died .*run the same command again"):
+            _run(synth_root, cache, tmp_path, train_workers=2)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(killed) >= 3  # a fold is given up only after its retries died too
+    (run_dir,) = {p.parent.parent for p in tmp_path.glob("*/folds/*.npz")}
+    before = {p.name: p.stat().st_mtime_ns for p in (run_dir / "folds").glob("*.npz")}
+    assert 1 <= len(before) < 12 and not (run_dir / "results.json").exists()
+
+    assert _run(synth_root, cache, tmp_path, train_workers=2) == run_dir
+    after = load_folds(run_dir / "folds")
+    assert {p.name: p.stat().st_mtime_ns for p in (run_dir / "folds").glob("*.npz") if p.name in before} == before
+    _assert_equal_folds(after, serial)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert sum(f["resumed"] for f in results["folds"]) == len(before)
+
+
+def test_killed_driver_resumes_with_the_serial_predictions(serial, synth_root, cache, tmp_path):
+    """SIGKILL a real `mertk train --workers 2` after its first fold file appears; the same command finishes."""
+    cmd = [sys.executable, "-m", "mertk.cli", "train", "ststnet-megc2019", "--data", str(synth_root), "--out",
+           str(tmp_path), "--cache", str(cache), "--quiet", "--workers", "2"]
+    for item in TINY:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    folds = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        folds = list(tmp_path.glob("*/folds/*.npz"))
+        if folds:
+            break
+        time.sleep(0.01)
+    assert folds, f"no fold finished before the deadline: {proc.stderr.read().decode()[-600:] if proc.poll() else ''}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    (run_dir,) = {p.parent.parent for p in folds}
+    time.sleep(1.0)  # the killed driver's Ray workers: whatever they still write is a whole fold file
+    before = {p.name: p.stat().st_mtime_ns for p in (run_dir / "folds").glob("*.npz")}
+    assert 1 <= len(before) and not (run_dir / "results.json").exists()
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_equal_folds(load_folds(run_dir / "folds"), serial)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert sum(f["resumed"] for f in results["folds"]) >= len(before)
+    assert str(run_dir) in done.stdout

@@ -248,3 +248,112 @@ def test_report_renders_in_chromium_with_every_image(run, tmp_path):
     assert pixels.shape[:2] == (4000, 1280)
     grey = pixels[..., :3].mean(axis=2)
     assert grey.std() > 0.05 and (grey < 0.5).mean() > 0.005  # text and figures, not a blank page
+
+
+# ---------------------------------------------------------------------------------------------
+# the report reads the run (clips.csv + the feature cache), never the dataset; nested selection;
+# the honest figure beside the inflated one
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def selected_run(synth_root, tmp_path_factory):
+    """A ststnet run with --select-grid and train.test_curve, trained on a copy of the data that is then deleted."""
+    import torch
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("selected")
+    data = tmp / "data"
+    shutil.copytree(synth_root, data)
+    run_dir = run_recipe("ststnet-megc2019", data=data, out=tmp / "runs", progress=False, cache_dir=tmp / "cache",
+                         overrides=("train.epochs=3", "train.val_fraction=0.3", "train.test_curve=true"),
+                         select_grid=["train.lr=1e-2,1e-4"])
+    shutil.rmtree(data)
+    return run_dir, tmp / "cache"
+
+
+def _forbid_dataset(monkeypatch):
+    import mertk.data
+    import mertk.engine.run
+    import mertk.preprocess.pipeline
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the report opened the dataset or re-ran prepare")
+
+    for module, name in ((mertk.engine.run, "load_clips"), (mertk.preprocess.pipeline, "prepare"),
+                         (mertk.preprocess.pipeline, "prepare_frames"), (mertk.data, "open_dataset")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_report_reads_the_run_after_its_data_folder_is_deleted(selected_run, monkeypatch):
+    run_dir, _cache = selected_run
+    _forbid_dataset(monkeypatch)
+    summary = write_report(run_dir, samples=2)
+    assert summary["unavailable"] == {"features": None, "model": None}
+    md = (run_dir / "report.md").read_text()
+    assert "Not available" not in md
+    clips = (run_dir / "clips.csv").read_text().splitlines()
+    assert f"over the run's {len(clips) - 1} clips" in _section(md, "Per-class mean inputs")
+    assert len(md_table(md, "Sample saliency maps")[1:]) == 2
+    assert "Nested selection" in summary["sections"]
+
+
+def test_missing_cache_entry_or_clips_csv_omits_the_array_panels(selected_run, tmp_path):
+    run_dir, cache = selected_run
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report*"))
+    import csv
+
+    with open(copy / "clips.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    entry = cache / rows[1]["cache_key"][:2] / f"{rows[1]['cache_key']}.npz"
+    moved = tmp_path / "entry.npz"
+    shutil.move(entry, moved)
+    try:
+        summary = write_report(copy, samples=1)
+    finally:
+        shutil.move(moved, entry)
+    line = f"1 of {len(rows)} clips have no entry in the feature cache at {cache}"
+    assert line in summary["unavailable"]["features"]
+    md = (copy / "report.md").read_text()
+    for title in ("Per-class mean inputs", "Feature similarity", "Sample saliency maps"):
+        assert line in _section(md, title)
+    assert md_table(md, "Headline metrics")[1][0] == fmt(json.loads((copy / "results.json").read_text())["metrics"]["uf1"])
+
+    (copy / "clips.csv").unlink()  # a run directory written before clips.csv existed
+    summary = write_report(copy, samples=1)
+    assert "the run predates clips.csv" in summary["unavailable"]["features"]
+    assert "the run predates clips.csv" in _section((copy / "report.md").read_text(), "Per-class mean inputs")
+
+
+def test_report_shows_the_values_chosen_per_fold(selected_run):
+    run_dir, _cache = selected_run
+    results = json.loads((run_dir / "results.json").read_text())
+    chosen = results["selected_hyperparameters"]
+    html = (run_dir / "report.html").read_text()
+    assert "<h2>Nested selection</h2>" in html
+    section = html.split('<section id="selection">', 1)[1].split("</section>", 1)[0]
+    for fold, choice in chosen.items():
+        assert f"<tr><td>{fold}</td><td>{choice['chosen']['lr']}</td>" in section
+    counts = {}
+    for choice in chosen.values():
+        counts[choice["chosen"]["lr"]] = counts.get(choice["chosen"]["lr"], 0) + 1
+    for value, n in counts.items():
+        assert f'<tr><td>train.lr = {value}</td><td class="num">{n}</td></tr>' in section
+    assert sum(counts.values()) == len(results["folds"]) == 12
+
+
+def test_report_states_the_honest_figure_beside_the_inflated_one(selected_run):
+    run_dir, _cache = selected_run
+    results = json.loads((run_dir / "results.json").read_text())
+    inflated, honest = results["best_test_epoch_inflated"], results["metrics"]
+    assert inflated is not None
+    html = (run_dir / "report.html").read_text()
+    headline = html.split('<section id="metrics">', 1)[1].split("</section>", 1)[0]
+    cells = lambda m: "".join(f'<td class="num">{fmt(m[k])}</td>' for k in ("uf1", "uar", "accuracy"))
+    assert ("<tr><td>this run (hyper-parameters chosen per fold on inner validation subjects (--select-grid), last "
+            f"epoch; honest)</td>{cells(honest)}</tr>") in headline
+    assert f"<tr><td>{inflated['label']}</td>{cells(inflated)}</tr>" in headline
+    diff = "".join(f'<td class="num">{inflated[k] - honest[k]:+.4f}</td>' for k in ("uf1", "uar", "accuracy"))
+    assert f"<tr><td>difference (inflated - honest)</td>{diff}</tr>" in headline
+    assert f"differs from the honest figure by {inflated['uf1'] - honest['uf1']:+.4f} UF1" in headline

@@ -221,3 +221,35 @@ def test_best_test_epoch_figure_is_computed_by_hand():
     assert "inflated" in figure["label"]
     done["b"] = SavedFold("b", np.array([2, 3]), curve_b[-1], [], 0.0, 3, None)
     assert best_test_epoch_figure(folds, done, samples, [None] * 4, y, ["x", "y"], "none") is None
+
+
+def test_clips_csv_lists_the_runs_records_and_cache_keys(synth_root, cache, tmp_path):
+    """clips.csv holds one row per clip the run used, in the run's order, with the key of its cached features."""
+    import csv
+
+    import numpy as np
+
+    from mertk.engine.run import feature_config, load_clips, prepare_config, resolve_root
+    from mertk.preprocess.cache import FeatureCache
+    from mertk.preprocess.pipeline import prepare
+
+    run_dir = run_recipe("ststnet-megc2019", data=synth_root, out=tmp_path, overrides=["train.epochs=1"],
+                         progress=False, cache_dir=cache)
+    results = json.loads((run_dir / "results.json").read_text())
+    with open(run_dir / "clips.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["record_id", "dataset", "subject", "clip", "label", "class_index", "cache_key"]
+    assert len(rows) == results["clips_used"]
+    recipe = load_recipe("ststnet-megc2019", ["train.epochs=1"])
+    ds, clips = load_clips("megc2019", resolve_root("megc2019", None, synth_root), "megc2019", {})
+    prepared = prepare(ds, prepare_config(recipe, feature_config(recipe, 3)), cache_dir=cache, records=clips.records,
+                       progress=False)
+    assert prepared.hits == len(prepared.features) == len(rows)
+    for row, feat, k in zip(rows, prepared.features, clips.y):
+        r = feat.record
+        assert [row["record_id"], row["dataset"], row["subject"], row["clip"]] == [r.key, r.dataset, r.subject, r.clip]
+        assert row["label"] == r.label == results["classes"][int(row["class_index"])] and int(row["class_index"]) == k
+        assert row["cache_key"] == feat.key
+        np.testing.assert_array_equal(FeatureCache(cache).get(row["cache_key"])["x"], feat.arrays["x"])
+    frame = read_predictions(run_dir / "predictions.csv")
+    assert {(r["subject"], r["clip"]) for r in rows} == set(zip(frame["subject"], frame["clip"]))

@@ -5,8 +5,9 @@ with :func:`~mertk.engine.train.train_folds` (the per-fold trainer: the fold's i
 shuffling and dropout derive from ``(seed, fold name)`` alone, so each fold's predictions equal the
 serial per-fold run's), on its share of the CPU threads, and writes the fold file into the run
 directory itself (:func:`~mertk.engine.run.save_fold`, atomic). A killed driver or a dead worker
-therefore loses at most the folds in flight, which the next call (serial or parallel) trains again;
-Ray also retries a task whose worker died. On a cluster (``address``) the run directory must lie on a
+therefore loses at most the folds in flight, which the next call (serial or parallel) trains again.
+Ray retries a task whose worker died twice; a fold whose retries die too stops the run with one line
+naming it (the folds still in flight are cancelled), and the same command then trains what is left. On a cluster (``address``) the run directory must lie on a
 file system every node sees, and every node needs mertk and torch installed.
 
 Ray is imported only here and only when asked for (``--workers N`` with N > 1, or ``--ray-address``):
@@ -95,6 +96,22 @@ def _fold_task(model_name: str, kwargs: dict, x: Any, y: Any, fold: Any, config:
     return result.fold, result.seconds
 
 
+@contextmanager
+def _cancel_on_error(running: dict[Any, str]) -> Iterator[None]:
+    """Stop the folds still in flight when the driver gives up, so that none writes after it returned."""
+    import ray
+
+    try:
+        yield
+    except BaseException:
+        for ref in running:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # already finished or its worker is gone: nothing left to stop
+                pass
+        raise
+
+
 def train_folds_ray(model_name: str, kwargs: dict, x: Any, y: Any, folds: Sequence[Any], config: Any,
                     folds_dir: Path, *, workers: int, address: str | None = None, init_state: dict | None = None,
                     progress: bool = True) -> dict[str, float]:
@@ -113,21 +130,28 @@ def train_folds_ray(model_name: str, kwargs: dict, x: Any, y: Any, folds: Sequen
         task = ray.remote(num_cpus=1 if not address else threads, max_retries=2)(_fold_task)
         refs = [ray.put(v) for v in (x, y, init_state)]
         pending = list(folds)
-        running: list[Any] = []
+        running: dict[Any, str] = {}
         seconds: dict[str, float] = {}
         label = f"{model_name}: {len(folds)} folds on {workers} Ray worker{'s' if workers != 1 else ''}"
-        with ProgressBar(progress, len(folds), label) as advance:
+        with ProgressBar(progress, len(folds), label) as advance, _cancel_on_error(running):
             while pending or running:
                 while pending and len(running) < max(workers, 1):
                     fold = pending.pop(0)
-                    running.append(task.remote(model_name, kwargs, refs[0], refs[1], fold, config, refs[2],
-                                               threads, str(folds_dir)))
-                ready, running = ray.wait(running, num_returns=1)
+                    running[task.remote(model_name, kwargs, refs[0], refs[1], fold, config, refs[2], threads,
+                                        str(folds_dir))] = fold.name
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                fold_name = running.pop(ref)
                 try:
-                    name, secs = ray.get(ready[0])
+                    name, secs = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
                     raise (cause if isinstance(cause, MertkError) else MertkError(f"a Ray fold task failed: {exc}")) from None
+                except ray.exceptions.RayError as exc:  # the worker died (killed, out of memory) more often than retried
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise MertkError(f"{folds_dir}: the Ray worker training fold {fold_name} died "
+                                     f"({type(exc).__name__}{': ' + first if first else ''}); {len(seconds)} of "
+                                     f"{len(folds)} folds finished and are saved: run the same command again to "
+                                     "train the rest") from None
                 seconds[name] = secs
                 advance(1)
     return seconds

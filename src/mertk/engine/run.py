@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import DataError, MertkError
 from ..records import ClipRecord, ImageRecord, Skip
 from .recipe import Recipe, RecipeError, load_recipe
-from .rundir import SavedFold, load_folds, save_fold, write_text as _write_text
+from .rundir import SavedFold, load_folds, save_fold, write_clips, write_text as _write_text
 
 Record = ClipRecord | ImageRecord
 
@@ -710,6 +710,7 @@ def run_recipe(
     used = Clips(records, classes, y, clips.loader_skipped, clips.excluded,
                  None if clips.soft is None else clips.soft[keep])
     features = [by_id[_record_id(r)] for r in records]
+    write_clips(run_dir / "clips.csv", features, y, classes)
     classical = summary["kind"] == "classical"
     if classical:  # one sample per clip, kept as the pipeline's bytes: the model computes its descriptor
         n = len(features)

@@ -70,3 +70,22 @@ def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_clips(path: Path, features: Any, y: Any, classes: Any) -> None:
+    """Write ``clips.csv``: one row per clip the run used, in the run's order, so a report reads the
+    run instead of re-running it. Columns: ``record_id``, ``dataset``, ``subject``, ``clip`` (as
+    ``predictions.csv`` names it), ``label``, ``class_index`` and ``cache_key`` (the clip's entry in the
+    feature cache; empty for still images, which the pipeline does not cache)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("record_id", "dataset", "subject", "clip", "label", "class_index", "cache_key"))
+    for feat, index in zip(features, y):
+        r = feat.record
+        clip = getattr(r, "clip", None) or getattr(r, "item", "")
+        record_id = getattr(r, "key", None) or f"{r.dataset}/{getattr(r, 'item', '')}"
+        writer.writerow((record_id, r.dataset, r.subject or "", clip, classes[int(index)], int(index), feat.key))
+    write_text(path, buffer.getvalue())

@@ -1,10 +1,11 @@
 """Run reports: ``report.html`` (one self-contained page) and ``report.md`` of a run directory.
 
 :func:`write_report` reads what the run wrote (``config.yaml``, ``results.json``,
-``predictions.csv``, the plots, ``model.pt``), re-loads the run's features through the cache and
-adds the analyses of the papers: per-class mean input maps (cost-effective-cnn-belaiche-2020, Fig. 6),
-the intra/inter-class cosine similarity of penultimate features (ibid., Tables 5-7) and sample saliency
-maps, original vs improved, with the adversarial check (shcnn-miao-2019, III.F and IV.G). A piece
+``predictions.csv``, ``clips.csv``, the plots, ``model.pt``), reads the run's arrays from the feature
+cache by the keys in ``clips.csv`` (never the dataset) and adds the analyses of the papers: per-class
+mean input maps (cost-effective-cnn-belaiche-2020, Fig. 6), the intra/inter-class cosine similarity of
+penultimate features (ibid., Tables 5-7) and sample saliency maps, original vs improved, with the
+adversarial check (shcnn-miao-2019, III.F and IV.G). A piece
 that cannot be made is replaced in place by a sentence saying why; the report itself does not fail.
 """
 
@@ -65,12 +66,66 @@ def _headline(run: RunData) -> Section:
         blocks.append(Text(f"Epoch selection: {selection} (the test folds choose nothing).", "note"))
     inflated = r.get("best_test_epoch_inflated")
     if inflated:
-        blocks.append(Table(["UF1", "UAR", "accuracy"], [[fmt(inflated.get("uf1")), fmt(inflated.get("uar")),
-                                                          fmt(inflated.get("accuracy"))]], numeric=range(3),
-                            caption=inflated.get("label", "best test epoch per fold (inflated, for comparison with papers only)")))
-        blocks.append(Text("The table above picks each fold's epoch by its own test accuracy: an inflated figure that "
-                           "many papers print. It is not a result of this run's protocol.", "warn"))
+        blocks += _inflated_blocks(r, inflated)
     return Section("metrics", "Headline metrics", blocks)
+
+
+INFLATED_KEYS = (("UF1", "uf1"), ("UAR", "uar"), ("accuracy", "accuracy"))
+
+
+def honest_label(results: dict[str, Any]) -> str:
+    """What chose the epoch (and hyper-parameters) of this run's own figure."""
+    selection = results.get("selection") or "last"
+    how = "last epoch" if selection == "last" else f"epoch chosen by {selection} on inner validation subjects"
+    if results.get("selected_hyperparameters"):
+        how = "hyper-parameters chosen per fold on inner validation subjects (--select-grid), " + how
+    return f"this run ({how}; honest)"
+
+
+def _inflated_blocks(r: dict[str, Any], inflated: dict[str, Any]) -> list[Any]:
+    """The honest figure beside the inflated best-test-epoch one, with their difference."""
+    honest = r["metrics"]
+    diffs = []
+    for _, key in INFLATED_KEYS:
+        a, b = inflated.get(key), honest.get(key)
+        diffs.append(f"{float(a) - float(b):+.4f}" if a is not None and b is not None else "n/a")
+    rows = [[honest_label(r)] + [fmt(honest.get(k)) for _, k in INFLATED_KEYS],
+            [inflated.get("label", "best test epoch per fold (inflated, for comparison with papers only)")]
+            + [fmt(inflated.get(k)) for _, k in INFLATED_KEYS],
+            ["difference (inflated - honest)"] + diffs]
+    uf1 = diffs[0]
+    return [Table(["figure"] + [h for h, _ in INFLATED_KEYS], rows, numeric=range(1, 4),
+                  caption="train.test_curve is on: the figure papers print that pick each fold's best test epoch, "
+                          "beside this run's own"),
+            Text(f"The inflated row picks each fold's epoch by its own test accuracy, as many papers do; it is not a "
+                 f"result of this run's protocol. It differs from the honest figure by {uf1} UF1.", "warn")]
+
+
+def _selection(run: RunData) -> Section | None:
+    """Nested selection (``--select-grid``): the values chosen in every outer fold, and how often each won."""
+    chosen = run.results.get("selected_hyperparameters")
+    if not chosen:
+        return None
+    folds = {name: (c or {}) for name, c in chosen.items()}
+    keys = list(dict.fromkeys(k for c in folds.values() for k in (c.get("chosen") or {})))
+    rows = [[name] + [str((c.get("chosen") or {}).get(k, "n/a")) for k in keys]
+            + [", ".join(f"{v:.4f}" for v in c.get("inner_uf1") or []), ", ".join(c.get("val_subjects") or [])]
+            for name, c in folds.items()]
+    counts: dict[tuple[str, str], int] = {}
+    for c in folds.values():
+        for k in keys:
+            value = (c.get("chosen") or {}).get(k, "n/a")
+            counts[(k, str(value))] = counts.get((k, str(value)), 0) + 1
+    return Section("selection", "Nested selection", [
+        Text(f"--select-grid chose {', '.join('train.' + k for k in keys)} inside each of the {len(folds)} outer folds, "
+             "by UF1 on inner validation subjects drawn from that fold's training subjects; the outer test subject "
+             "chose nothing."),
+        Table(["value", "folds"], [[f"train.{k} = {v}", str(n)] for (k, v), n in counts.items()], numeric=(1,),
+              caption="how many folds chose each value"),
+        Details(f"chosen values in all {len(folds)} folds", [
+            Table(["fold"] + [f"train.{k}" for k in keys] + ["inner UF1 per combination", "inner validation subjects"],
+                  rows)], open=len(folds) <= 30),
+    ])
 
 
 def _per_dataset(run: RunData) -> Section:
@@ -328,7 +383,7 @@ def _saliency(run: RunData, features: Any, checkpoint: Any, model: Any, samples:
     if features is None or model is None:
         return Section("saliency", title, [Text(f"Not available: {problem}", "warn")])
     from ..engine.checkpoint import classify, model_inputs
-    from ..explain.cli import _representative, saliency_figure
+    from ..explain.figures import representative_sample, saliency_figure
     from ..explain.saliency import adversarial_check, saliency_maps, saliency_pixels
 
     classes = list(features.classes)
@@ -349,7 +404,7 @@ def _saliency(run: RunData, features: Any, checkpoint: Any, model: Any, samples:
         subject, clip = record_clip_name(features.records[i])
         xs, apex = model_inputs(checkpoint, arrays)
         probs, pred = classify(checkpoint, model, arrays)
-        sample = xs[_representative(xs, apex, checkpoint.inference)]
+        sample = xs[representative_sample(apex, checkpoint.inference)]
         result = saliency_maps(model, sample, target=pred)
         check = adversarial_check(model, sample, target=pred)
         name = f"{subject}/{clip}"
@@ -405,14 +460,14 @@ def build_sections(run: RunData, *, samples: int = 4) -> tuple[str, list[tuple[s
     try:
         features = run_features(run)
         if not features.records:
-            features, feature_problem = None, "no clip of the run could be prepared again"
+            features, feature_problem = None, "clips.csv lists no clip"
     except MertkError as exc:
-        feature_problem = f"the run's features could not be re-loaded ({exc})"
+        feature_problem = f"the run's arrays could not be read ({exc})"
     checkpoint, model, model_problem = _load_model(run)
     problem = feature_problem or model_problem
     sim_section, sim = _similarity(run, features, checkpoint, model, problem)
     sections = [
-        _headline(run), _per_dataset(run), _per_class(run), _confusion(run), _curves(run),
+        _headline(run), *filter(None, [_selection(run)]), _per_dataset(run), _per_class(run), _confusion(run), _curves(run),
         _mean_maps(run, features, feature_problem), sim_section,
         _saliency(run, features, checkpoint, model, samples, problem),
         _timings(run), _data(run), _skipped(run), _config(run), _reproduce(run, run.run_dir / FILES_DIR),

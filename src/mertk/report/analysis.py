@@ -1,7 +1,7 @@
 """What a run report computes from a run directory.
 
 - :func:`load_run` reads ``config.yaml``, ``results.json`` and ``predictions.csv``;
-- :func:`run_features` re-loads the run's clips and their model inputs through the feature cache;
+- :func:`run_features` reads the run's clips (``clips.csv``) and their arrays from the feature cache by key;
 - :func:`class_mean_maps` averages each class's model inputs (the per-class mean flow maps of
   cost-effective-cnn-belaiche-2020, Fig. 6);
 - :func:`penultimate_features` and :func:`cosine_similarity_matrix`: the mean cosine similarity of
@@ -101,72 +101,81 @@ def _check_scores(results: dict[str, Any], path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class RunClip:
+    """One row of the run's ``clips.csv``: a clip the run used and its entry in the feature cache."""
+
+    record_id: str
+    dataset: str
+    subject: str
+    clip: str
+    label: str
+    class_index: int
+    cache_key: str
+
+
+@dataclass(frozen=True)
 class RunFeatures:
-    """The run's clips (in ``predictions.csv`` order where possible) and their prepared arrays.
+    """The run's clips (``clips.csv`` order) and their prepared arrays, read from the feature cache.
 
     Attributes:
         feature: the feature family (``uvs``, ``hsi_flow``, ``clip_rgb``...).
-        records: clip / image records.
-        arrays: ``prepare`` output per record (``x`` is the model input before :func:`model_inputs`).
-        y: class index per record.
+        records: the clips (:class:`RunClip`).
+        arrays: the cached ``prepare`` output per clip (``x`` is the model input before :func:`model_inputs`).
+        y: class index per clip.
         classes: class names.
-        skipped: records whose features could not be prepared again (reason strings).
     """
 
     feature: str
-    records: list[Any]
+    records: list[RunClip]
     arrays: list[Mapping[str, np.ndarray]]
     y: np.ndarray
     classes: tuple[str, ...]
-    skipped: list[str]
 
 
-def prepare_config_of(features: Mapping[str, Any]):
-    """The :class:`~mertk.preprocess.pipeline.PrepareConfig` saved in ``config.yaml`` (``features``)."""
-    from ..preprocess.pipeline import PrepareConfig
+CLIP_COLUMNS = ("record_id", "dataset", "subject", "clip", "label", "class_index", "cache_key")
 
-    raw = dict(features)
-    raw["size"] = tuple(raw["size"])
-    raw["flow_params"] = tuple(dict(raw.get("flow_params") or {}).items())
-    return PrepareConfig(**raw)
+
+def read_clips(run: RunData) -> list[RunClip]:
+    """The rows of the run's ``clips.csv`` (written by ``mertk train``); a missing or malformed file is a DataError."""
+    import csv
+
+    path = run.run_dir / "clips.csv"
+    if not path.is_file():
+        raise DataError(path, "missing: the run predates clips.csv, so the report cannot read its clips' arrays")
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            absent = [c for c in CLIP_COLUMNS if c not in (reader.fieldnames or ())]
+            if absent:
+                raise DataError(path, f"no column(s) {', '.join(absent)}")
+            return [RunClip(**{c: row[c] for c in CLIP_COLUMNS if c != "class_index"},
+                            class_index=int(row["class_index"])) for row in reader]
+    except (OSError, ValueError, csv.Error) as exc:
+        raise DataError(path, f"unreadable ({exc})") from None
 
 
 def run_features(run: RunData) -> RunFeatures:
-    """Re-load the run's clips and prepare their features (cache hits when the cache is still there).
+    """The run's clips (``clips.csv``) and their arrays, read from the feature cache by key.
 
-    Raises a MertkError when the configuration lacks what is needed or the data are gone.
+    Neither the dataset nor the pipeline is touched. Raises a DataError when ``clips.csv`` is missing
+    (a run that predates it) and a MertkError naming how many clips have no cache entry (the cache
+    was deleted, or the run used ``--no-cache``).
     """
-    from ..engine.recipe import recipe_from_dict
-    from ..engine.run import load_clips
-    from ..preprocess.pipeline import prepare
+    from ..preprocess.cache import FeatureCache
 
     cfg = run.config
-    for key in ("recipe", "data_root", "features", "label_map"):
-        if key not in cfg:
-            raise DataError(run.run_dir / "config.yaml", f"no {key!r}: cannot re-load the run's clips")
-    recipe = recipe_from_dict(cfg["recipe"], source=str(run.run_dir / "config.yaml"))
-    config = prepare_config_of(cfg["features"])
-    root = Path(cfg["data_root"])
-    if not root.exists():
-        raise DataError(root, "the run's data folder is gone; the report cannot re-load its clips")
-    ds, clips = load_clips(recipe.data.dataset, root, cfg["label_map"], dict(recipe.data.loader))
-    cache = cfg.get("cache_dir")
-    # workers=1: a report must not spawn processes (callers need no __main__ guard); cached clips are read
-    result = prepare(ds, config, cache_dir=cache, workers=1, progress=False, records=clips.records)
-    keyed = {_record_key(f.record): f for f in result.features}
-    records, arrays, y = [], [], []
-    for i, record in enumerate(clips.records):
-        feat = keyed.get(_record_key(record))
-        if feat is not None:
-            records.append(record)
-            arrays.append(feat.arrays)
-            y.append(int(clips.y[i]))
-    skipped = [f"{s.item}: {s.reason}" for s in result.skipped]
-    return RunFeatures(config.feature, records, arrays, np.asarray(y, dtype=np.int64), tuple(clips.classes), skipped)
-
-
-def _record_key(record: Any) -> str:
-    return getattr(record, "key", None) or f"{record.dataset}/{getattr(record, 'item', '')}"
+    if "features" not in cfg:
+        raise DataError(run.run_dir / "config.yaml", "no 'features': the feature family of the run is unknown")
+    clips = read_clips(run)
+    cache_dir = cfg.get("cache_dir")
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    arrays = [cache.get(c.cache_key) if cache is not None and c.cache_key else None for c in clips]
+    missing = sum(a is None for a in arrays)
+    if missing:
+        raise MertkError(f"{missing} of {len(clips)} clips have no entry in the feature cache at {cache_dir} "
+                         "(deleted, or a --no-cache run; still images are never cached)")
+    y = np.asarray([c.class_index for c in clips], dtype=np.int64)
+    return RunFeatures(cfg["features"]["feature"], clips, arrays, y, tuple(run.classes))
 
 
 def record_clip_name(record: Any) -> tuple[str, str]:
