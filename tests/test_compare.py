@@ -108,3 +108,27 @@ def test_per_held_out_dataset_table(synth_root, tmp_path):
     mmew = next(line for line in lines if line.split()[3] == "mmew").split()
     assert mmew[4] == str(per_fold["mmew"]["n"]) and mmew[5] == f"{per_fold['mmew']['uf1']:.4f}"
     assert "ststnet-cd6me /" not in table
+
+
+def test_per_class_recall_table_matches_the_predictions(runs):
+    """Each class's recall, overall and per dataset, recomputed here from predictions.csv."""
+    import pandas as pd
+
+    a, b = runs
+    result = compare([a, b])
+    text = format_compare(result, markdown=True)
+    table = text.split("Recall per class")[1].split("note: ")[0]
+    classes = result["runs"][0]["classes"]
+    header = [c.strip() for c in next(l for l in table.splitlines() if l.startswith("| method")).strip("|").split("|")]
+    assert header == ["method", "dataset"] + classes
+    for row, run_dir in zip(result["runs"], (a, b)):
+        df = pd.read_csv(run_dir / "predictions.csv")
+        lines = {c[1]: c[2:] for c in ([x.strip() for x in l.strip("|").split("|")] for l in table.splitlines()
+                                        if l.startswith(f"| {row['label']} |"))}
+        assert set(lines) == {"casme2", "samm", "smic", "overall"}
+        for group, cells in lines.items():
+            part = df if group == "overall" else df[df["dataset"] == group]
+            for c, cell in zip(classes, cells):
+                truth = part[part["y_true"].astype(str) == c]
+                expected = "-" if truth.empty else f"{(truth['y_pred'].astype(str) == c).mean():.4f}"
+                assert cell == expected, (row["label"], group, c)

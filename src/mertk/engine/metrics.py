@@ -239,7 +239,8 @@ def metrics_report(df: pd.DataFrame, classes: Sequence[str] | None = None) -> di
     (the order the run wrote), else the sorted union of true and predicted labels (numerically when all
     are integers). A label outside the class list raises :class:`DataError` naming the file and row.
     Breakdowns are recomputed within each group's rows with the same class list, so a group lacking a
-    class is scored as the module docstring says; each entry holds accuracy, uf1, uar and n.
+    class is scored as the module docstring says; each entry holds accuracy, uf1, uar, n and ``recall``
+    per class (``None`` for a class without samples in the group).
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -266,7 +267,8 @@ def metrics_report(df: pd.DataFrame, classes: Sequence[str] | None = None) -> di
             mask = groups == group
             m = megc_metrics(true[mask], pred[mask], names)
             out[group] = {"accuracy": m["accuracy"], "uf1": m["uf1"], "uar": m["uar"], "n": m["n"],
-                          "absent": m["absent"], "uar_classes": m["uar_classes"]}
+                          "absent": m["absent"], "uar_classes": m["uar_classes"],
+                          "recall": {c: pc["recall"] for c, pc in m["per_class"].items()}}
         return out
 
     report["per_dataset"] = breakdown("dataset")

@@ -7,7 +7,8 @@ The inflated "best test epoch" figure that many papers print is shown only in a 
 table, and only where the run recorded per-epoch test predictions (``train.test_curve``); otherwise
 it says "not recorded".
 
-Runs with the ``leave_one_dataset_out`` protocol also get a per-held-out-dataset table: one line per
+A per-class table gives each class's recall, overall and per dataset, which is where a run's UF1
+and UAR are won or lost. Runs with the ``leave_one_dataset_out`` protocol also get a per-held-out-dataset table: one line per
 run and held-out dataset (each tested by the model trained on the other datasets), with its clips and
 UF1, UAR and accuracy, then the run's overall line.
 """
@@ -38,7 +39,7 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
         ``{"datasets": [... , "overall"], "runs": [{"run_dir", "label", "recipe", "model", "sets",
         "distinguishing", "classes", "protocol", "scores": {dataset: {"uf1", "uar", "accuracy", "n"}},
         "held_out": {dataset: {...}} (leave-one-dataset-out runs: the per-fold figures, one fold per
-        held-out dataset) | None},
+        held-out dataset) | None, "recall": {dataset | "overall": {class: recall}}},
         "inflated": {"uf1", "uar", "accuracy", "epochs", "label"} | None}], "notes": [...]}``.
 
     Raises:
@@ -73,7 +74,8 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
                         for name, v in (r.get("report", {}).get("per_fold") or {}).items()}
         rows.append({"run_dir": str(run.run_dir), "recipe": r.get("recipe"), "model": r.get("model"), "sets": sets,
                      "classes": list(r.get("classes") or []), "scores": scores, "inflated": inflated,
-                     "selection": r.get("selection"), "protocol": r.get("protocol"), "held_out": held_out})
+                     "selection": r.get("selection"), "protocol": r.get("protocol"), "held_out": held_out,
+                     "recall": _recalls(r.get("report") or {})})
     common = set.intersection(*(set(row["sets"]) for row in rows)) if rows else set()
     labels: dict[str, int] = {}
     for row in rows:
@@ -97,9 +99,18 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     return {"datasets": datasets + ["overall"], "runs": rows, "notes": notes}
 
 
+def _recalls(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Recall per class, overall and per dataset (``{group: {class: recall}}``); a run written before
+    per-dataset recalls were recorded has only ``overall``."""
+    out = {name: dict(v["recall"]) for name, v in (report.get("per_dataset") or {}).items() if "recall" in v}
+    if report.get("per_class"):
+        out["overall"] = {c: pc.get("recall") for c, pc in report["per_class"].items()}
+    return out
+
+
 def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
-    """The honest table, the per-held-out-dataset table (leave-one-dataset-out runs), then the separately
-    labelled inflated table, then notes (Markdown or plain)."""
+    """The honest table, the per-held-out-dataset table (leave-one-dataset-out runs), the separately
+    labelled inflated table, the per-class recall table, then notes (Markdown or plain)."""
     datasets = result["datasets"]
     header = ["method"] + [f"{d} {m}" for d in datasets for m, _ in METRICS]
     body = []
@@ -134,6 +145,16 @@ def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
     out += ["Best test epoch per fold (INFLATED: each fold's epoch chosen by its own test accuracy; for comparison "
             "with papers only, overall)", "",
             _table(inflated_header, inflated, markdown)]
+    classes = list(dict.fromkeys(c for row in result["runs"] for c in row["classes"]))
+    if classes and any(row["recall"] for row in result["runs"]):
+        lines = []
+        for row in result["runs"]:
+            for group in datasets:
+                recall = row["recall"].get(group)
+                if recall is not None:
+                    lines.append([row["label"], group] + [_fmt(recall.get(c)) if c in recall else "-" for c in classes])
+        out += ["", "Recall per class (honest; '-': no such clip in that dataset, or a class outside the run's set)", "",
+                _table(["method", "dataset"] + classes, lines, markdown)]
     if result["notes"]:
         out += [""] + [f"note: {n}" for n in result["notes"]]
     return "\n".join(out) + "\n"
