@@ -66,3 +66,25 @@ def test_corrupt_entry_is_a_named_error(tmp_path):
     cache.path(key).write_bytes(b"garbage")
     with pytest.raises(CacheError, match=rf"{key}.npz: unreadable cache entry"):
         cache.get(key)
+
+
+def test_still_images_go_through_the_cache(tmp_path):
+    """Still-image features are cached like clips' (a report reads a still-image run's arrays by key)."""
+    import numpy as np
+
+    from mertk.data import open_dataset
+    from mertk.data.fake.static import write_fake_fer2013
+    from mertk.preprocess.pipeline import config_for_feature, prepare
+
+    write_fake_fer2013(tmp_path / "fer")  # pixels in a table: the key follows the pixels, not a file
+    ds = open_dataset("fer2013", tmp_path / "fer")
+    config = config_for_feature("gray_face")
+    first = prepare(ds, config, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    again = prepare(ds, config, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    plain = prepare(ds, config, workers=1, progress=False)
+    n = len(first.features)
+    assert n > 0 and (first.hits, first.misses) == (0, n) and (again.hits, again.misses) == (n, 0)
+    assert all(f.key for f in first.features) and [f.key for f in first.features] == [f.key for f in again.features]
+    for a, b, c in zip(first.features, again.features, plain.features):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.x, c.x)

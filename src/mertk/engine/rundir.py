@@ -76,7 +76,7 @@ def write_clips(path: Path, features: Any, y: Any, classes: Any) -> None:
     """Write ``clips.csv``: one row per clip the run used, in the run's order, so a report reads the
     run instead of re-running it. Columns: ``record_id``, ``dataset``, ``subject``, ``clip`` (as
     ``predictions.csv`` names it), ``label``, ``class_index`` and ``cache_key`` (the clip's entry in the
-    feature cache; empty for still images, which the pipeline does not cache)."""
+    feature cache; empty for a run without a cache)."""
     import csv
     import io
 

@@ -441,6 +441,24 @@ def prepare_image(dataset: Any, record: ImageRecord, config: PrepareConfig) -> d
     return family.encode_image(np.asarray(dataset.load_image(record)), config, record.path)
 
 
+def _prepare_image_cached(dataset: Any, record: ImageRecord, config: PrepareConfig,
+                          cache: FeatureCache | None) -> Features:
+    """:func:`prepare_image` through the cache, keyed by the image's pixels (FER2013's live in a table,
+    not a file) and the config, so a report can read a still-image run's arrays as it reads a clip's."""
+    if cache is None:
+        return Features(record, prepare_image(dataset, record, config))
+    image = np.asarray(dataset.load_image(record))
+    key = cache_key(params={"config": config.as_dict(), "image": image}, version=PIPELINE_VERSION)
+    found = cache.get(key)
+    if found is not None:
+        return Features(record, found, key, True)
+    if not config.family.images:
+        raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
+    arrays = config.family.encode_image(image, config, record.path)
+    cache.put(key, arrays)
+    return Features(record, arrays, key, False)
+
+
 # ---------------------------------------------------------------------------------------------
 # a whole dataset
 # ---------------------------------------------------------------------------------------------
@@ -562,13 +580,17 @@ def prepare(
     if clips and not config.family.clips:
         raise PreprocessError(f"feature {config.feature!r} is built from still images; "
                               f"choose from: {', '.join(e.name for e in FEATURES if e.obj.clips)}")
+    cache_root = str(cache_dir) if cache_dir is not None else None
+    image_cache = FeatureCache(cache_root) if cache_root is not None and images else None
     for record in images:
         try:
-            features.append(Features(record, prepare_image(dataset, record, config)))
+            feature = _prepare_image_cached(dataset, record, config, image_cache)
         except MertkError as exc:
             skipped.append(Skip(record.source, record.item, str(exc)))
-
-    cache_root = str(cache_dir) if cache_dir is not None else None
+            continue
+        features.append(feature)
+        hits += feature.cached
+        misses += not feature.cached and image_cache is not None
     results: dict[int, tuple[str, dict | None, str | None, bool]] = {}
     if cache_root is not None:  # cache hits are read here: no worker process starts for a warm cache
         cache = FeatureCache(cache_root)

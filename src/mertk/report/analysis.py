@@ -173,7 +173,7 @@ def run_features(run: RunData) -> RunFeatures:
     missing = sum(a is None for a in arrays)
     if missing:
         raise MertkError(f"{missing} of {len(clips)} clips have no entry in the feature cache at {cache_dir} "
-                         "(deleted, or a --no-cache run; still images are never cached)")
+                         "(deleted, or a --no-cache run)")
     y = np.asarray([c.class_index for c in clips], dtype=np.int64)
     return RunFeatures(cfg["features"]["feature"], clips, arrays, y, tuple(run.classes))
 
