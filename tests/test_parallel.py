@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mertk.engine.run import load_folds, run_recipe
+from mertk.engine.run import run_recipe
+from mertk.engine.rundir import load_folds
 
 ray = pytest.importorskip("ray")
 
