@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mertk.engine.run import load_folds, run_recipe
+from mertk.engine.run import run_recipe
+from mertk.engine.rundir import load_folds
 from mertk.errors import MertkError
 
 ray = pytest.importorskip("ray")

@@ -265,7 +265,7 @@ def test_strcn_g_spots_its_apex_on_the_magnified_frames(monkeypatch):
     import mertk.preprocess.magnify as magnify
     import mertk.preprocess.pipeline as pipeline
     from mertk.engine.recipe import load_recipe
-    from mertk.engine.run import feature_config
+    from mertk.engine.recipe import feature_config
 
     recipe = load_recipe("strcn-g-casme2", ["features.align=none", "features.crop=none"])
     config = feature_config(recipe, 4)

@@ -203,7 +203,7 @@ def test_leave_one_dataset_out_errors(datasets, message):
 
 def test_leave_one_dataset_out_recipe_needs_a_composite():
     from mertk.engine.recipe import load_recipe
-    from mertk.engine.run import validate_recipe
+    from mertk.engine.recipe import validate_recipe
 
     recipe = load_recipe("ststnet-cd6me-lodo")
     assert recipe.protocol == "leave_one_dataset_out" and validate_recipe(recipe)["classes"] == [

@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from mertk.engine.inputs import aggregate, ten_crops
 from mertk.engine.protocols import Fold
-from mertk.engine.recipe import RecipeError, list_recipes, load_recipe
-from mertk.engine.run import (Samples, aggregate, build_samples, feature_config, magnify_levels, prepare_config,
-                              sample_folds, strcn_inputs, ten_crops, train_config, validate_recipe)
+from mertk.engine.recipe import (RecipeError, feature_config, list_recipes, load_recipe, prepare_config, train_config,
+                                validate_recipe)
+from mertk.engine.samples import Samples, build_samples, magnify_levels, sample_folds, strcn_inputs
 from mertk.errors import MertkError, UnknownNameError
 from mertk.registry import MODELS, RECIPES
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mertk.engine.recipe import load_recipe
-from mertk.engine.run import resolve_root, run_recipe
+from mertk.engine.recipe import load_recipe, resolve_root
+from mertk.engine.run import run_recipe
 from mertk.errors import DataError
 from mertk.report import add_report_parser, cmd_report, fmt, write_report
 

@@ -15,6 +15,8 @@ import pytest
 from mertk.engine.metrics import metrics_report, read_predictions
 from mertk.engine.recipe import load_recipe
 from mertk.engine.run import run_recipe
+from mertk.engine.runconfig import read_run_config
+from mertk.errors import DataError
 
 TINY_SHCNN = ["model.kwargs.filters=[4, 4, 8]", "model.kwargs.hidden=[16]"]
 SMOKE = {
@@ -86,6 +88,8 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     assert len(list((run_dir / "folds").glob("*.npz"))) == len(results["folds"])
     assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
+    saved = read_run_config(run_dir)  # config.yaml read back names the same directory (a lossless round trip)
+    assert run_dir.name == f"{saved.recipe.name}-{saved.digest()}" and saved.classes == tuple(results["classes"])
     if load_recipe(name).final_model:
         _check_final_model(run_dir, results, synth_root)
         if name == "strcn-a-smic":
@@ -104,7 +108,8 @@ def _check_strcn_magnified_mask(run_dir, results, synth_root, cache):
     from mertk.data import open_dataset
     from mertk.engine.checkpoint import load_checkpoint
     from mertk.engine.recipe import load_recipe
-    from mertk.engine.run import feature_config, load_clips, prepare_config
+    from mertk.engine.recipe import feature_config, prepare_config
+    from mertk.engine.run import load_clips
     from mertk.preprocess.eyemask import fit_strcn_mask
     from mertk.preprocess.pipeline import prepare
 
@@ -126,7 +131,8 @@ def _check_final_model(run_dir, results, synth_root):
     import numpy as np
 
     from mertk.engine.checkpoint import classify, load_checkpoint, model_inputs
-    from mertk.engine.run import load_clips, resolve_root
+    from mertk.engine.recipe import resolve_root
+    from mertk.engine.run import load_clips
     from mertk.preprocess.pipeline import prepare_clip
 
     assert results["checkpoint"] == str(run_dir / "model.pt")
@@ -206,7 +212,9 @@ def test_best_test_epoch_figure_is_computed_by_hand():
     import numpy as np
 
     from mertk.engine.protocols import Fold
-    from mertk.engine.run import Samples, SavedFold, best_test_epoch_figure
+    from mertk.engine.rundir import SavedFold
+    from mertk.engine.run import best_test_epoch_figure
+    from mertk.engine.samples import Samples
 
     samples = Samples(np.zeros((4, 1)), owner=np.arange(4), train_only=np.zeros(4, bool), apex=np.ones(4, bool))
     y = np.array([0, 1, 1, 0])
@@ -229,7 +237,8 @@ def test_clips_csv_lists_the_runs_records_and_cache_keys(synth_root, cache, tmp_
 
     import numpy as np
 
-    from mertk.engine.run import feature_config, load_clips, prepare_config, resolve_root
+    from mertk.engine.recipe import feature_config, prepare_config, resolve_root
+    from mertk.engine.run import load_clips
     from mertk.preprocess.cache import FeatureCache
     from mertk.preprocess.pipeline import prepare
 
@@ -253,3 +262,14 @@ def test_clips_csv_lists_the_runs_records_and_cache_keys(synth_root, cache, tmp_
         np.testing.assert_array_equal(FeatureCache(cache).get(row["cache_key"])["x"], feat.arrays["x"])
     frame = read_predictions(run_dir / "predictions.csv")
     assert {(r["subject"], r["clip"]) for r in rows} == set(zip(frame["subject"], frame["clip"]))
+
+
+def test_run_config_file_errors_name_the_file(tmp_path):
+    (tmp_path / "config.yaml").write_text("bogus: 1\n")
+    with pytest.raises(DataError, match=r"config.yaml: unknown key 'bogus'"):
+        read_run_config(tmp_path)
+    (tmp_path / "config.yaml").write_text("[1, 2]\n")
+    with pytest.raises(DataError, match="config.yaml: not a mapping"):
+        read_run_config(tmp_path)
+    with pytest.raises(DataError, match="missing"):
+        read_run_config(tmp_path / "absent")

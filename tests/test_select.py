@@ -11,7 +11,9 @@ import torch
 from mertk.engine import train as train_module
 from mertk.engine.protocols import loso
 from mertk.engine.metrics import read_predictions
-from mertk.engine.run import Samples, load_folds, run_recipe
+from mertk.engine.run import run_recipe
+from mertk.engine.rundir import load_folds
+from mertk.engine.samples import Samples
 from mertk.engine.select import parse_select_grid, select_for_fold
 from mertk.engine.train import TrainConfig
 from mertk.errors import MertkError

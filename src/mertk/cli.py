@@ -92,13 +92,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_cache_dir() -> Path:
-    """``$MERTK_CACHE``, else ``~/.cache/mertk/features``."""
-    return Path(os.environ.get("MERTK_CACHE", Path.home() / ".cache" / "mertk" / "features"))
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .data import open_dataset
+    from .engine.recipe import default_cache_dir
     from .errors import MertkError as _Err
     from .preprocess.pipeline import apply_overrides, config_for_feature, config_for_model, prepare
 
@@ -172,6 +168,7 @@ def cmd_flow(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.recipe import default_cache_dir
     from .engine.run import run_recipe
 
     check_writable(args.out or Path("runs"), folder=True)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError, MertkError, ModelError, check_writable
+from ..fileio import atomic_write
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probs"
@@ -129,16 +130,7 @@ def export_onnx(model_or_checkpoint: Any, out: str | Path, *, opset: int | None 
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(proto.SerializeToString())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write(out, proto.SerializeToString())
 
 
 class OnnxClassifier:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError
+from ..fileio import atomic_write
 
 FORMAT = "mertk-checkpoint"
 FORMAT_VERSION = 1
@@ -65,12 +65,9 @@ class Checkpoint:
 
     def prepare_config(self):
         """The training-time :class:`~mertk.preprocess.pipeline.PrepareConfig`."""
-        from ..preprocess.pipeline import PrepareConfig
+        from .runconfig import prepare_config_from_dict
 
-        raw = dict(self.features)
-        raw["size"] = tuple(raw["size"])
-        raw["flow_params"] = tuple(dict(raw.get("flow_params", {})).items())
-        return PrepareConfig(**raw)
+        return prepare_config_from_dict(self.features)
 
     def build_model(self, device: str = "cpu"):
         """The model with the checkpoint's weights, in eval mode."""
@@ -136,13 +133,7 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> Path:
     payload["digest"] = digest(payload)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(buffer.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, buffer.getvalue())
 
 
 _TORCH_HINTS = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch")
@@ -215,13 +206,13 @@ def model_inputs(checkpoint: Checkpoint, arrays: Mapping[str, np.ndarray]):
     import torch
 
     from ..errors import ModelError
-    from .run import _as_float, _model_view
+    from .inputs import as_float, model_view
 
     feature = checkpoint.features["feature"]
     x = np.asarray(arrays["x"])
     if feature == "hsi_flow":
         apex_index = int(arrays.get("apex_index", len(x) - 1))
-        xs = np.stack([_model_view(f, feature) for f in x])
+        xs = np.stack([model_view(f, feature) for f in x])
         apex = np.arange(len(x)) == apex_index
     elif feature == "strcn_pixels":
         from ..preprocess.eyemask import apply_strcn_mask
@@ -229,23 +220,23 @@ def model_inputs(checkpoint: Checkpoint, arrays: Mapping[str, np.ndarray]):
         if "strcn_mask" not in checkpoint.arrays:
             raise ModelError(f"checkpoint of {checkpoint.model} lacks the STRCN pixel mask")
         mask = checkpoint.arrays["strcn_mask"].numpy().astype(bool)
-        xs = _as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1)[None]
+        xs = as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1)[None]
         apex = np.array([True])
     elif checkpoint.inference == "ten_crop":
-        from .run import model_input_spec, ten_crops
+        from .inputs import model_input_spec, ten_crops
 
         size = model_input_spec(checkpoint.model, dict(checkpoint.model_kwargs)).shape[-1]
-        xs = np.stack([_model_view(c, feature) for c in ten_crops(x, size)])
+        xs = np.stack([model_view(c, feature) for c in ten_crops(x, size)])
         apex = np.zeros(len(xs), dtype=bool)
     else:
-        xs = _model_view(x, feature)[None]
+        xs = model_view(x, feature)[None]
         apex = np.array([True])
     return torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)), apex
 
 
 def classify(checkpoint: Checkpoint, model: Any, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, int]:
     """Class probabilities and predicted class of one prepared clip, combined by the checkpoint's rule."""
-    from .run import aggregate
+    from .inputs import aggregate
     from .train import evaluate
 
     x, apex = model_inputs(checkpoint, arrays)

@@ -4,7 +4,7 @@
 with :func:`~mertk.engine.train.train_folds` (the per-fold trainer: the fold's initialisation,
 shuffling and dropout derive from ``(seed, fold name)`` alone, so each fold's predictions equal the
 serial per-fold run's), on its share of the CPU threads, and writes the fold file into the run
-directory itself (:func:`~mertk.engine.run.save_fold`, atomic). A killed driver or a dead worker
+directory itself (:func:`~mertk.engine.rundir.save_fold`, atomic). A killed driver or a dead worker
 therefore loses at most the folds in flight, which the next call (serial or parallel) trains again.
 Ray retries a task whose worker died twice; a fold whose retries die too stops the run with one line
 naming it (the folds still in flight are cancelled), and the same command then trains what is left. On a cluster (``address``) the run directory must lie on a

@@ -10,12 +10,19 @@ The shipped recipes live in ``mertk/engine/recipes/*.yaml`` and are registered i
 
 ``overrides`` are ``section.key=value`` strings whose values are parsed as YAML. An unknown key is a
 one-line :class:`~mertk.errors.MertkError` listing the valid keys at that level.
+
+A loaded recipe is checked against the registries, the pipeline and the trainer by
+:func:`validate_recipe` and resolved into the run's configurations: :func:`feature_config` (the
+pipeline), :func:`train_config` (the trainer), :func:`prepare_config` and :func:`pretrain_config`, and
+:func:`resolve_root` (the dataset folder under ``--data``; defaults :func:`default_data_dir` and
+:func:`default_cache_dir`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,6 +32,7 @@ import yaml
 from ..config_types import check_value
 from ..errors import MertkError
 from ..registry import RECIPES
+from .inputs import model_input_spec
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official", "leave_one_dataset_out")
@@ -290,6 +298,184 @@ def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Reci
 def list_recipes() -> list[str]:
     """Names of the shipped recipes."""
     return RECIPES.names()
+
+
+
+# Usual folder names of each dataset under a --data folder (composites use --data itself).
+DATA_FOLDERS: dict[str, tuple[str, ...]] = {
+    "casme2": ("CASME2", "CASME_II", "CASME II", "CASMEII", "casme2"),
+    "samm": ("SAMM", "samm"),
+    "smic": ("SMIC", "SMIC-HS", "SMIC_HS", "smic"),
+    "casme": ("CASME", "casme"),
+    "ckplus": ("CK+", "CKPlus", "ckplus", "CK"),
+    "fer2013": ("FER2013", "fer2013"),
+    "ferplus": ("FERPlus", "FER2013", "ferplus"),
+    "megc2019-features": ("megc2019-features", "STSTNet", "features"),
+}
+
+
+def default_cache_dir() -> Path:
+    """The feature cache: ``$MERTK_CACHE``, else ``~/.cache/mertk/features`` (shared with ``mertk prepare``)."""
+    return Path(os.environ.get("MERTK_CACHE", Path.home() / ".cache" / "mertk" / "features"))
+
+
+def default_data_dir() -> Path:
+    """``$MERTK_DATA``, else the current directory."""
+    return Path(os.environ.get("MERTK_DATA", "."))
+
+
+def resolve_root(dataset: str, root: str | None, data: Path) -> Path:
+    """The folder of ``dataset``: ``root`` relative to ``data``; else its usual folder under ``data``
+    (``CASME2``, ``SAMM``...), else ``data`` itself (composites always use ``data``)."""
+    from .. import data as _data  # noqa: F401  (registers the datasets)
+    from ..registry import DATASETS
+
+    if root is not None:
+        path = Path(root).expanduser()
+        return path if path.is_absolute() else data / path
+    if DATASETS.entry(dataset).meta.get("kind") == "composite":
+        return data
+    for name in DATA_FOLDERS.get(dataset, ()):
+        if (data / name).is_dir():
+            return data / name
+    return data
+
+
+def feature_config(recipe: Recipe, num_classes: int | None = None):
+    """The :class:`~mertk.preprocess.pipeline.PrepareConfig` of a recipe: the model's declared input
+    (its feature family and size, as built with the recipe's kwargs) plus the recipe's overrides."""
+    from ..errors import PreprocessError
+    from ..preprocess.pipeline import PrepareConfig, config_for_model
+
+    kwargs = dict(recipe.model.kwargs)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    spec = model_input_spec(recipe.model.name, kwargs)
+    fields = {f.name for f in dataclasses.fields(PrepareConfig)}
+    unknown = sorted(set(recipe.features) - fields)
+    if unknown:
+        raise RecipeError(f"recipe {recipe.name}: unknown key features.{unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
+    derived: dict[str, Any] = {}
+    if spec.feature == "clip_rgb":
+        derived = {"size": tuple(spec.shape[-2:]), "frames": spec.shape[1]}
+    elif spec.feature != "strcn_pixels":
+        derived = {"size": tuple(spec.shape[-2:])}
+    overrides = {**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.features.items()}}
+    try:
+        config = config_for_model(recipe.model.name, **overrides)
+    except PreprocessError as exc:
+        raise RecipeError(f"recipe {recipe.name}: features: {exc}") from None
+    if config.feature != spec.feature:
+        raise RecipeError(f"recipe {recipe.name}: features.feature={config.feature!r} but model "
+                          f"{recipe.model.name} takes {spec.feature!r}")
+    return config
+
+
+def train_config(recipe: Recipe, overrides: dict[str, Any] | None = None):
+    """The recipe's :class:`~mertk.engine.train.TrainConfig` (``seed`` defaults to the recipe's)."""
+    from .train import TrainConfig
+
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    values = {"seed": recipe.seed, **recipe.train, **(overrides or {})}
+    unknown = [k for k in values if k not in fields]
+    if unknown:
+        raise RecipeError(f"recipe {recipe.name}: unknown key train.{unknown[0]!r}; valid keys: {', '.join(fields)}")
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"recipe {recipe.name}: train: {exc}") from None
+
+
+def prepare_config(recipe: Recipe, config: Any) -> Any:
+    """The configuration the run prepares its clips with: ``config`` plus the frame-selection copies
+    of ``augment.frame_select`` (shares below 1; the share 1 is the clip itself)."""
+    shares = tuple(dict.fromkeys(float(s) for s in recipe.augment.frame_select if s < 1))
+    return config.replace(frame_select=shares) if shares else config
+
+
+def pretrain_config(recipe: Recipe, config: Any) -> Any:
+    """The pipeline configuration of the pretraining dataset: the recipe's, with ``pretrain.eye_mask``."""
+    return config.replace(eye_mask=recipe.pretrain.eye_mask)
+
+
+def validate_recipe(recipe: Recipe) -> dict[str, Any]:
+    """Check a recipe without touching data: model, dataset, label map, features, trainer, protocol.
+
+    Returns a summary (model, its kind, feature, classes, label map). Raises :class:`RecipeError` (or the
+    registry's UnknownNameError listing valid names) on the first problem.
+    """
+    from .. import models  # noqa: F401  (registers the models)
+    from ..data import get_label_map
+    from ..registry import DATASETS, MODELS
+
+    entry = DATASETS.entry(recipe.data.dataset)
+    MODELS.entry(recipe.model.name)
+    composite_map = entry.meta.get("label_map")
+    name = recipe.data.label_map or composite_map
+    if name is None:
+        raise RecipeError(f"recipe {recipe.name}: data.label_map is required for dataset {recipe.data.dataset!r}")
+    if composite_map is not None and name != composite_map:
+        raise RecipeError(f"recipe {recipe.name}: composite {recipe.data.dataset} uses label map {composite_map!r}, "
+                          f"not {name!r}")
+    label_map = get_label_map(name)
+    if composite_map is None and not label_map.applies_to(recipe.data.dataset):
+        raise RecipeError(f"recipe {recipe.name}: label map {name!r} has no classes for {recipe.data.dataset!r}")
+    if recipe.data.official is not None and entry.meta.get("kind") != "composite":
+        raise RecipeError(f"recipe {recipe.name}: data.official defines a composite; {recipe.data.dataset!r} is not one")
+    if recipe.pretrain.dataset is not None:
+        DATASETS.entry(recipe.pretrain.dataset)
+        pre_map = get_label_map(recipe.pretrain.label_map or name)
+        if not pre_map.applies_to(recipe.pretrain.dataset):
+            raise RecipeError(f"recipe {recipe.name}: label map {pre_map.name!r} has no classes for pretraining "
+                              f"dataset {recipe.pretrain.dataset!r}")
+        if recipe.pretrain.classifier == "keep" and pre_map.classes != label_map.classes:
+            raise RecipeError(f"recipe {recipe.name}: pretrain.classifier=keep needs the same classes; "
+                              f"{pre_map.name} and {label_map.name} differ (use reset)")
+    n_classes = int(recipe.model.kwargs.get("num_classes", len(label_map.classes)))
+    if n_classes != len(label_map.classes):
+        raise RecipeError(f"recipe {recipe.name}: model.kwargs.num_classes={n_classes} but label map {name} has "
+                          f"{len(label_map.classes)} classes")
+    config = feature_config(recipe, len(label_map.classes))
+    train_config(recipe)
+    if MODELS.entry(recipe.model.name).meta["kind"] == "classical":
+        if recipe.train or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)():
+            raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} is fitted, not trained: it takes no "
+                              "train, pretrain or augment settings (its hyper-parameters: model.kwargs.search)")
+        if recipe.final_model or recipe.inference != "none":
+            raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} needs final_model: false and "
+                              "inference: none (model.pt checkpoints hold torch weights)")
+    if recipe.protocol == "leave_one_dataset_out" and entry.meta.get("kind") != "composite":
+        raise RecipeError(f"recipe {recipe.name}: protocol leave_one_dataset_out needs a composite dataset, "
+                          f"not {recipe.data.dataset!r}")
+    options = {"lovo": {"test_fraction"}}.get(recipe.protocol, set())
+    unknown = sorted(set(recipe.protocol_options) - options - {"test_fraction"})
+    if unknown:
+        raise RecipeError(f"recipe {recipe.name}: unknown key protocol_options.{unknown[0]!r}; valid keys: test_fraction")
+    aug = recipe.augment
+    image_like = config.feature in ("clip_rgb", "gray_face")
+    if (aug.flip or aug.rotate) and not image_like:
+        raise RecipeError(f"recipe {recipe.name}: augment.flip/rotate apply to clip_rgb and gray_face features, "
+                          f"not {config.feature} (flipping a flow field needs its sign changed)")
+    if aug.frame_select and config.feature not in ("strcn_pixels", "clip_rgb"):
+        raise RecipeError(f"recipe {recipe.name}: augment.frame_select applies to clip features (strcn_pixels, "
+                          f"clip_rgb), not {config.feature}")
+    if aug.magnify and config.feature == "gray_face":
+        raise RecipeError(f"recipe {recipe.name}: augment.magnify needs clips, not still images")
+    if any(not 0 < s <= 1 for s in aug.frame_select):
+        raise RecipeError(f"recipe {recipe.name}: augment.frame_select shares must lie in (0, 1]")
+    if "frame_select" in recipe.features:
+        raise RecipeError(f"recipe {recipe.name}: frame selection is a training augmentation: use augment.frame_select, "
+                          "not features.frame_select")
+    try:
+        prepare_config(recipe, config)
+    except MertkError as exc:
+        raise RecipeError(f"recipe {recipe.name}: augment.frame_select: {exc}") from None
+    if recipe.inference == "vote" and config.feature != "hsi_flow":
+        raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features (hsi_flow), not {config.feature}")
+    if recipe.inference == "ten_crop" and config.feature != "gray_face":
+        raise RecipeError(f"recipe {recipe.name}: inference=ten_crop needs gray_face features, not {config.feature}")
+    return {"model": recipe.model.name, "kind": MODELS.entry(recipe.model.name).meta["kind"], "feature": config.feature,
+            "label_map": name, "classes": list(label_map.classes)}
 
 
 def _register_shipped() -> None:

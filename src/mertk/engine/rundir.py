@@ -1,11 +1,11 @@
-"""Files of a run directory that workers and resumes share: one fold file per finished fold, written
-atomically, and small text files (``config.yaml``, ``results.json``) replaced atomically. Imported by the
-serial runner, the Ray workers and nested selection alike, so it depends on nothing else of the engine."""
+"""Files of a run directory that workers and resumes share: its name (:func:`run_dir_for`) and one fold
+file per finished fold, written atomically (:func:`mertk.fileio.atomic_write`). Imported by the serial
+runner, the Ray workers and nested selection alike, so it depends on no other part of the engine that trains."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..fileio import atomic_write
 
 
 def _safe_name(fold: str) -> str:
@@ -23,18 +24,15 @@ def save_fold(folds_dir: Path, result: Any) -> Path:
     """Write one finished fold to ``folds/<fold>.npz`` atomically (temporary file, then rename)."""
     folds_dir.mkdir(parents=True, exist_ok=True)
     path = folds_dir / f"{_safe_name(result.fold)}.npz"
-    tmp = folds_dir / f".{path.name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, fold=np.array(result.fold), test_index=np.asarray(result.test_index, dtype=np.int64),
-                 probs=np.asarray(result.probs, dtype=np.float32),
-                 history=np.array(json.dumps(list(result.history), default=float)),
-                 seconds=np.array(float(result.seconds)),
-                 selected_epoch=np.array(int(getattr(result, "selected_epoch", 0) or 0)),
-                 **({"test_curve": np.asarray(result.test_curve, dtype=np.float16)}
-                    if getattr(result, "test_curve", None) is not None else {}))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, fold=np.array(result.fold), test_index=np.asarray(result.test_index, dtype=np.int64),
+             probs=np.asarray(result.probs, dtype=np.float32),
+             history=np.array(json.dumps(list(result.history), default=float)),
+             seconds=np.array(float(result.seconds)),
+             selected_epoch=np.array(int(getattr(result, "selected_epoch", 0) or 0)),
+             **({"test_curve": np.asarray(result.test_curve, dtype=np.float16)}
+                if getattr(result, "test_curve", None) is not None else {}))
+    atomic_write(path, buffer.getvalue())
     return path
 
 
@@ -65,11 +63,10 @@ def load_folds(folds_dir: Path) -> dict[str, SavedFold]:
     return out
 
 
-def write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def run_dir_for(config: Any, out: Path) -> Path:
+    """The run directory of a :class:`~mertk.engine.runconfig.RunConfig` under ``out``:
+    ``<recipe>-<digest of the configuration>``."""
+    return out / f"{config.recipe.name}-{config.digest()}"
 
 
 def write_clips(path: Path, features: Any, y: Any, classes: Any) -> None:
@@ -88,4 +85,4 @@ def write_clips(path: Path, features: Any, y: Any, classes: Any) -> None:
         clip = getattr(r, "clip", None) or getattr(r, "item", "")
         record_id = getattr(r, "key", None) or f"{r.dataset}/{getattr(r, 'item', '')}"
         writer.writerow((record_id, r.dataset, r.subject or "", clip, classes[int(index)], int(index), feat.key))
-    write_text(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())

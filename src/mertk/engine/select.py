@@ -52,7 +52,8 @@ def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_
     """
     from .metrics import megc_metrics
     from .protocols import Fold, inner_validation
-    from .run import aggregate, sample_folds
+    from .inputs import aggregate
+    from .samples import sample_folds
     from .train import train_folds
 
     inner = inner_validation(clip_fold, subjects, fraction=config.val_fraction, seed=seed)
@@ -79,7 +80,8 @@ def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_f
                    run_dir: Path, init_state: dict | None = None, progress: bool = True) -> dict[str, Any]:
     """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``."""
     from ..progress import ProgressBar
-    from .rundir import save_fold, write_text as _write_text
+    from ..fileio import atomic_write
+    from .rundir import save_fold
     from .train import train_folds
 
     combos = parse_select_grid(grid)
@@ -94,7 +96,7 @@ def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_f
             (result,) = train_folds(model_name, kwargs, x, y_samples, [fold], cfg, init_state=init_state,
                                     batched=False, progress=False)
             record[fold.name] = choice
-            _write_text(path, json.dumps(record, indent=2))
+            atomic_write(path, json.dumps(record, indent=2))
             save_fold(run_dir / "folds", result)
             advance(1)
     return {f.name: record.get(f.name) for f in folds}

@@ -7,9 +7,11 @@ being short. Every step therefore has the same size (which fold batching needs, 
 BatchNorm statistics from a tiny last batch out of training), the number of steps per epoch is the
 usual one, and over many epochs every sample is drawn equally often.
 
-:func:`train_folds` trains one model per fold for a fixed number of epochs and predicts the fold's
-test samples with the last epoch's weights. Nothing measured on a test fold selects anything; a
-fold's optional ``val`` set only adds a validation curve (``val_loss``, ``val_acc``) to the history.
+:func:`train_folds` trains one model per fold for ``epochs`` epochs and predicts the fold's test
+samples with the weights that ``select`` names: the last epoch's (``last``), or those of the epoch of
+lowest loss on the fold's inner validation set ``val`` (``val_loss``, which needs a ``val`` set in every
+fold). A fold's ``val`` set also adds a validation curve (``val_loss``, ``val_acc``) to the history.
+Nothing measured on a test fold selects anything.
 
 **Fold batching.** Small models of a LOSO run can be trained together: the F fold-models are
 stacked (:func:`torch.func.stack_module_state`) and run with :func:`torch.func.vmap` over
@@ -542,7 +544,8 @@ def train_folds(
         model_name, model_kwargs: a registered model (:func:`mertk.models.create_model`).
         x: ``(N, ...)`` inputs on the device to train on; non-float batches are cast to float32.
         y: ``(N,)`` class indices, or ``(N, C)`` target distributions for ``loss="soft"``.
-        folds: sample positions into ``x`` per fold; ``val`` (optional) only adds a validation curve.
+        folds: sample positions into ``x`` per fold; ``val`` (optional) adds a validation curve and,
+            with ``config.select="val_loss"``, chooses the epoch whose weights predict the test samples.
         config: the training recipe.
         init_state: a state dict to start every fold from (e.g. CK+-pretrained weights). Every
             non-classifier tensor must fit; a classifier of another shape is left freshly initialised

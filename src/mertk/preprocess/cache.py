@@ -2,8 +2,8 @@
 
 The key of an entry is the SHA-256 of a canonical JSON document holding the content hashes of every
 input file, every parameter of the stages that ran, and ``PIPELINE_VERSION``; change any of them and
-the key changes. Entries are ``.npz`` files written atomically (to a temporary file in the same folder,
-then ``os.replace``), so a killed run never leaves a half-written entry that a later run would trust.
+the key changes. Entries are ``.npz`` files written atomically (:func:`mertk.fileio.atomic_write`: a temporary file
+in the same folder, then a rename), so a killed run never leaves a half-written entry that a later run would trust.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import asdict, is_dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import MertkError
+from ..fileio import atomic_write
 
 # Bump when a stage's output changes for the same inputs and parameters.
 # 2: grey frames reach the flow methods on 0..1 (were 0..255 read as 0..1)
@@ -109,16 +109,10 @@ class FeatureCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buffer.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError) and exc.filename is None:  # a full disk: name the entry
+            atomic_write(path, buffer.getvalue())
+        except OSError as exc:
+            if exc.filename is None:  # a full disk: name the entry
                 raise OSError(exc.errno, exc.strerror, str(path)) from None
             raise
         return path

@@ -212,7 +212,7 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
     """
     from ..deploy import OnnxClassifier, export_onnx
     from ..engine.checkpoint import model_inputs
-    from ..engine.run import aggregate
+    from ..engine.inputs import aggregate
     from ..models import create_model
     from ..preprocess.crop import crop_clip, get_box
     from ..preprocess.face import face_landmarks

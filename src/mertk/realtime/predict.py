@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError, MertkError, ModelError, PreprocessError, frame_size
+from ..fileio import atomic_path
 from ..preprocess.crop import Box
 from ..preprocess.face import NoFaceError, detect_faces, face_landmarks
 from ..preprocess.face import landmarks as fit_landmarks
@@ -356,8 +356,6 @@ def write_annotated(path: str | Path, frames: np.ndarray, states: Sequence[Track
         raise DataError(path, "the annotated video must be an .mp4, .m4v or .mov file")
     if not path.parent.is_dir():
         raise DataError(path, "output folder does not exist")
-    h, w = frames.shape[1:3]
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     label_at: dict[int, str] = {}
     for ev in events:
         text = f"{ev['kind']} {ev['event']}: {ev['label'] or '?'}"
@@ -365,6 +363,14 @@ def write_annotated(path: str | Path, frames: np.ndarray, states: Sequence[Track
             text += f" {max(ev['probabilities'].values()):.2f}"
         for i in range(ev["onset"], ev["offset"] + 1):
             label_at[i] = text
+    with atomic_path(path, keep_suffix=True) as tmp:
+        _write_annotated(tmp, path, frames, states, label_at, fps)
+    return path
+
+
+def _write_annotated(tmp: Path, path: Path, frames: np.ndarray, states: Sequence[TrackState],
+                     label_at: dict[int, str], fps: float) -> None:
+    h, w = frames.shape[1:3]
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
     try:
         if not writer.isOpened():
@@ -380,13 +386,8 @@ def write_annotated(path: str | Path, frames: np.ndarray, states: Sequence[Track
                 cv2.putText(image, text, (max(b.left, 2), max(b.top - 6, 14)), cv2.FONT_HERSHEY_SIMPLEX,
                             0.45 * max(scale, 0.8), colour, max(1, round(scale)), cv2.LINE_AA)
             writer.write(image)
+    finally:
         writer.release()
-        os.replace(tmp, path)
-    except BaseException:
-        writer.release()
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

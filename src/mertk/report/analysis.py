@@ -342,7 +342,7 @@ def recipe_overrides(recipe: Mapping[str, Any]) -> tuple[str | None, list[str]]:
 def data_folder(run: RunData) -> Path | None:
     """The ``--data`` folder that resolves to the run's ``data_root`` (and pretraining root)."""
     from ..engine.recipe import recipe_from_dict
-    from ..engine.run import resolve_root
+    from ..engine.recipe import resolve_root
 
     cfg = run.config
     if "recipe" not in cfg or "data_root" not in cfg:

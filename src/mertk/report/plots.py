@@ -1,4 +1,4 @@
-"""Figures of the run report, returned as PNG bytes (matplotlib, Agg backend)."""
+"""Figures of the run report, returned as PNG bytes (drawn with :mod:`mertk.figures`)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..figures import confusion_png, png, pyplot
 from .analysis import MeanMaps
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def png(fig: Any, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (the figure is closed)."""
-    import io
-
-    plt = _plt()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def mean_maps_figure(maps: MeanMaps, classes: Sequence[str]) -> bytes:
     """One row per class, one column per panel; a panel's colour scale is shared by all classes
     (diverging and centred on 0 for signed flow components) so rows can be compared."""
-    plt = _plt()
+    plt = pyplot()
     k, p = maps.maps.shape[0], len(maps.panels)
     fig, axes = plt.subplots(k, p, figsize=(1.9 * p + 1.6, 1.9 * k + 0.7), squeeze=False)
     for c in range(p):
@@ -65,7 +46,7 @@ def mean_maps_figure(maps: MeanMaps, classes: Sequence[str]) -> bytes:
 
 def cosine_figure(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
     """The class x class mean cosine similarity as a heat map with the values written in."""
-    plt = _plt()
+    plt = pyplot()
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.6 + 0.95 * k, 1.2 + 0.8 * k))
     shown = ax.imshow(np.nan_to_num(matrix, nan=0.0), cmap="magma", vmin=-1 if np.nanmin(matrix) < 0 else 0, vmax=1)
@@ -84,12 +65,4 @@ def cosine_figure(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
 
 def confusion_figure(report: dict[str, Any], title: str) -> bytes:
     """The confusion matrix, redrawn from ``results.json`` when ``confusion.png`` is missing."""
-    import tempfile
-    from pathlib import Path
-
-    from ..engine.run import plot_confusion
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "confusion.png"
-        plot_confusion(report, path, title=title)
-        return path.read_bytes()
+    return confusion_png(report, title=title)

@@ -1,0 +1,156 @@
+"""Prepared clips to model samples, and folds over clips to folds over samples.
+
+A clip (or image) may give several samples. SHCNN classifies every flow image of a clip and votes;
+ten-crop evaluation sums the scores of ten crops; augmentations (apex+1 flow, flips, rotations,
+magnification, frame selection) add training-only samples. Magnification and frame selection multiply
+(STRCN): every factor of ``augment.magnify`` (besides the clip's own ``features.magnify``) and the clip's
+own factor each give one copy from all frames and one per share of ``augment.frame_select``, i.e.
+``len(factors) x (1 + len(shares))`` training samples per clip. Folds are built over clips by the
+protocol and then expanded to samples (:func:`sample_folds`), so no sample of a test clip ever trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import MertkError
+from ..records import ClipRecord, ImageRecord
+from .inputs import as_float, model_view, ten_crops
+from .recipe import Recipe
+
+Record = ClipRecord | ImageRecord
+
+
+def record_id(record: Record) -> str:
+    """The id a record is known by across a run (its clip key, or ``dataset/item`` for an image)."""
+    return record.key if isinstance(record, ClipRecord) else f"{record.dataset}/{record.item}"
+
+
+@dataclass
+class Samples:
+    """Model inputs: ``x[j]`` belongs to clip ``owner[j]``; ``train_only`` samples never test;
+    ``apex`` marks the apex frame's sample of a clip (SHCNN's tie-break)."""
+
+    x: np.ndarray
+    owner: np.ndarray
+    train_only: np.ndarray
+    apex: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+
+def _rotate(image_hwc: np.ndarray, angle: float) -> np.ndarray:
+    import cv2
+
+    h, w = image_hwc.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
+    out = cv2.warpAffine(np.ascontiguousarray(image_hwc), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return out.reshape(image_hwc.shape)
+
+
+def geometric_copies(x: np.ndarray, feature: str, flip: bool, rotate: Sequence[float]) -> list[np.ndarray]:
+    """Flipped and rotated copies of one clip ``(T, H, W, 3)`` or grey image ``(1, H, W)``; with both,
+    the rotations apply to the original and the mirrored image (the 3D-CNN paper's x10)."""
+    bases = [x]
+    if flip:
+        bases.append(x[..., ::-1, :] if feature == "clip_rgb" else x[..., ::-1])
+    out = bases[1:]
+    for base in bases:
+        for angle in rotate:
+            if feature == "clip_rgb":
+                out.append(np.stack([_rotate(f, angle) for f in base]))
+            else:
+                out.append(_rotate(base[0], angle)[None])
+    return [np.ascontiguousarray(o) for o in out]
+
+
+def magnify_levels(recipe: Recipe, config: Any) -> list[float]:
+    """The extra magnification factors of a run: ``augment.magnify`` without the clips' own factor."""
+    return [a for a in dict.fromkeys(float(a) for a in recipe.augment.magnify) if a != config.magnify]
+
+
+def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], feature: str, recipe: Recipe,
+                  crop: int | None) -> Samples:
+    """Samples of every clip (see the module docstring); ``extra`` maps a magnification factor to
+    the features prepared with it (by record id)."""
+    aug = recipe.augment
+    xs: list[np.ndarray] = []
+    owner: list[int] = []
+    train_only: list[bool] = []
+    apex: list[bool] = []
+
+    def add(x: np.ndarray, i: int, only_train: bool, is_apex: bool = False) -> None:
+        xs.append(model_view(x, feature))
+        owner.append(i)
+        train_only.append(only_train)
+        apex.append(is_apex)
+
+    for i, feat in enumerate(features):
+        arrays = feat.arrays
+        x = np.asarray(arrays["x"])
+        rid = record_id(feat.record)
+        if feature == "hsi_flow":
+            apex_index = int(arrays.get("apex_index", len(x) - 1))
+            for t in range(len(x)):
+                add(x[t], i, False, t == apex_index)
+            for alpha in sorted(extra):
+                for t, frame in enumerate(np.asarray(extra[alpha][rid].arrays["x"])):
+                    add(frame, i, True)
+            continue
+        if recipe.inference == "ten_crop":
+            for c in ten_crops(x, crop or x.shape[-1]):
+                add(c, i, False)
+            continue
+        add(x, i, False, True)
+        if aug.apex_plus_one and "x_aug" in arrays:
+            add(np.asarray(arrays["x_aug"]), i, True)
+        for copy in geometric_copies(x, feature, aug.flip, aug.rotate) if (aug.flip or aug.rotate) else ():
+            add(copy, i, True)
+        for copy in np.asarray(arrays.get("x_select", ())):
+            add(copy, i, True)
+        for alpha in sorted(extra):
+            if rid in extra[alpha]:
+                more = extra[alpha][rid].arrays
+                add(np.asarray(more["x"]), i, True)
+                for copy in np.asarray(more.get("x_select", ())):
+                    add(copy, i, True)
+    if not xs:
+        raise MertkError("no samples: every clip was skipped")
+    return Samples(np.stack(xs), np.array(owner), np.array(train_only), np.array(apex))
+
+
+def classical_samples(features: list[Any]) -> Samples:
+    """One sample per clip, kept as the pipeline's bytes (a classical model computes its own descriptor)."""
+    n = len(features)
+    return Samples(np.stack([np.asarray(f.arrays["x"]) for f in features]), np.arange(n),
+                   np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+
+
+def sample_folds(clip_folds: Sequence[Any], samples: Samples) -> list[Any]:
+    """Expand folds over clips to folds over samples (test and validation: the clips' non-augmented
+    samples; train: every sample of the training clips)."""
+    from .protocols import Fold
+
+    out = []
+    for fold in clip_folds:
+        parts = {}
+        for part in ("train", "test", "val"):
+            clips = np.zeros(samples.owner.max() + 1, dtype=bool)
+            clips[list(getattr(fold, part))] = True
+            chosen = clips[samples.owner] if part == "train" else clips[samples.owner] & ~samples.train_only
+            parts[part] = tuple(np.flatnonzero(chosen))
+        out.append(Fold(fold.name, parts["train"], parts["test"], parts["val"]))
+    return out
+
+
+def strcn_inputs(samples: Samples, train_clip_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """STRCN-A inputs of one fold: the mask fitted on the fold's training clips only, then applied
+    to every sample. Returns ``(x, mask)``: ``(N, 3, n_pixels, T)`` floats in [0, 1] and the mask."""
+    from ..preprocess.eyemask import apply_strcn_mask, fit_strcn_mask
+
+    mask = fit_strcn_mask((samples.x[j] for j in train_clip_samples), percentile=30)
+    return np.stack([as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1) for x in samples.x]), mask
