@@ -12,7 +12,7 @@ from mertk.engine.inputs import aggregate, ten_crops
 from mertk.engine.protocols import Fold
 from mertk.engine.recipe import (RecipeError, feature_config, list_recipes, load_recipe, prepare_config, train_config,
                                 validate_recipe)
-from mertk.engine.samples import Samples, build_samples, magnify_levels, sample_folds, strcn_inputs
+from mertk.engine.samples import Samples, build_samples, magnify_levels, sample_folds, masked_inputs
 from mertk.errors import MertkError, UnknownNameError
 from mertk.registry import MODELS, RECIPES
 
@@ -264,7 +264,7 @@ def test_strcn_mask_is_fitted_on_the_training_clips_only():
     samples = Samples(x, np.array([0, 0, 1, 1]), np.array([False, True, False, True]), np.zeros(4, bool))
     (fold,) = sample_folds([Fold("f", (0,), (1,))], samples)
     train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
-    inputs, mask = strcn_inputs(samples, train_originals)
+    inputs, mask = masked_inputs(samples, train_originals, "strcn_pixels")
     assert train_originals.tolist() == [0]
     assert mask.sum() == round(0.3 * 48) and mask[0:2].all() and not mask[3:].any()
     assert inputs.shape == (4, 3, mask.sum(), 3)

@@ -206,21 +206,21 @@ def model_inputs(checkpoint: Checkpoint, arrays: Mapping[str, np.ndarray]):
     import torch
 
     from ..errors import ModelError
-    from .inputs import as_float, model_view
+    from ..preprocess.features import feature_family
+    from .inputs import model_view
 
     feature = checkpoint.features["feature"]
+    family = feature_family(feature)
     x = np.asarray(arrays["x"])
-    if feature == "hsi_flow":
+    if family.per_frame:
         apex_index = int(arrays.get("apex_index", len(x) - 1))
         xs = np.stack([model_view(f, feature) for f in x])
         apex = np.arange(len(x)) == apex_index
-    elif feature == "strcn_pixels":
-        from ..preprocess.eyemask import apply_strcn_mask
-
+    elif family.pixel_mask:
         if "strcn_mask" not in checkpoint.arrays:
             raise ModelError(f"checkpoint of {checkpoint.model} lacks the STRCN pixel mask")
         mask = checkpoint.arrays["strcn_mask"].numpy().astype(bool)
-        xs = as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1)[None]
+        xs = family.masked_view(x, mask)[None]
         apex = np.array([True])
     elif checkpoint.inference == "ten_crop":
         from .inputs import model_input_spec, ten_crops

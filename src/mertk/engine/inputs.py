@@ -11,18 +11,12 @@ import numpy as np
 TEN_CROP_CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right", "centre")
 
 
-def as_float(x: np.ndarray) -> np.ndarray:
-    """``float32`` of an array; bytes are scaled to [0, 1]."""
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-
-
 def model_view(x: np.ndarray, feature: str) -> np.ndarray:
-    """One sample as the model takes it (clips to channels-first, bytes to [0, 1] floats)."""
-    if feature == "clip_rgb":
-        return as_float(x).transpose(3, 0, 1, 2)
-    if feature == "strcn_pixels":
-        return x  # masked per fold, see mertk.engine.samples.strcn_inputs
-    return as_float(x)
+    """One sample as the model takes it: the feature family's view (clips channels-first, bytes to [0, 1]
+    floats; STRCN pixels stay as prepared, masked per fold by :func:`mertk.engine.samples.masked_inputs`)."""
+    from ..preprocess.features import feature_family
+
+    return feature_family(feature).model_view(x)
 
 
 def model_input_spec(name: str, kwargs: dict[str, Any]):

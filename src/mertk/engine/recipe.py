@@ -355,11 +355,9 @@ def feature_config(recipe: Recipe, num_classes: int | None = None):
     unknown = sorted(set(recipe.features) - fields)
     if unknown:
         raise RecipeError(f"recipe {recipe.name}: unknown key features.{unknown[0]!r}; valid keys: {', '.join(sorted(fields))}")
-    derived: dict[str, Any] = {}
-    if spec.feature == "clip_rgb":
-        derived = {"size": tuple(spec.shape[-2:]), "frames": spec.shape[1]}
-    elif spec.feature != "strcn_pixels":
-        derived = {"size": tuple(spec.shape[-2:])}
+    from ..preprocess.features import feature_family
+
+    derived = feature_family(spec.feature).spec_config(spec.shape)
     overrides = {**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.features.items()}}
     try:
         config = config_for_model(recipe.model.name, **overrides)
@@ -396,6 +394,14 @@ def prepare_config(recipe: Recipe, config: Any) -> Any:
 def pretrain_config(recipe: Recipe, config: Any) -> Any:
     """The pipeline configuration of the pretraining dataset: the recipe's, with ``pretrain.eye_mask``."""
     return config.replace(eye_mask=recipe.pretrain.eye_mask)
+
+
+def _families(flag: str) -> str:
+    """The registered feature families that have ``flag`` (for error messages)."""
+    from ..registry import FEATURES
+
+    names = [e.name for e in FEATURES if getattr(e.obj, flag)]
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]])) if names else "no"
 
 
 def validate_recipe(recipe: Recipe) -> dict[str, Any]:
@@ -452,14 +458,14 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
     if unknown:
         raise RecipeError(f"recipe {recipe.name}: unknown key protocol_options.{unknown[0]!r}; valid keys: test_fraction")
     aug = recipe.augment
-    image_like = config.feature in ("clip_rgb", "gray_face")
-    if (aug.flip or aug.rotate) and not image_like:
-        raise RecipeError(f"recipe {recipe.name}: augment.flip/rotate apply to clip_rgb and gray_face features, "
+    family = config.family
+    if (aug.flip and not family.flip) or (aug.rotate and not family.rotate):
+        raise RecipeError(f"recipe {recipe.name}: augment.flip/rotate apply to {_families('flip')} features, "
                           f"not {config.feature} (flipping a flow field needs its sign changed)")
-    if aug.frame_select and config.feature not in ("strcn_pixels", "clip_rgb"):
-        raise RecipeError(f"recipe {recipe.name}: augment.frame_select applies to clip features (strcn_pixels, "
-                          f"clip_rgb), not {config.feature}")
-    if aug.magnify and config.feature == "gray_face":
+    if aug.frame_select and not family.frame_select:
+        raise RecipeError(f"recipe {recipe.name}: augment.frame_select applies to clip features ({_families('frame_select')}), "
+                          f"not {config.feature}")
+    if aug.magnify and not family.magnify:
         raise RecipeError(f"recipe {recipe.name}: augment.magnify needs clips, not still images")
     if any(not 0 < s <= 1 for s in aug.frame_select):
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select shares must lie in (0, 1]")
@@ -470,10 +476,12 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         prepare_config(recipe, config)
     except MertkError as exc:
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select: {exc}") from None
-    if recipe.inference == "vote" and config.feature != "hsi_flow":
-        raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features (hsi_flow), not {config.feature}")
-    if recipe.inference == "ten_crop" and config.feature != "gray_face":
-        raise RecipeError(f"recipe {recipe.name}: inference=ten_crop needs gray_face features, not {config.feature}")
+    if recipe.inference == "vote" and not family.per_frame:
+        raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features ({_families('per_frame')}), "
+                          f"not {config.feature}")
+    if recipe.inference == "ten_crop" and not family.ten_crop:
+        raise RecipeError(f"recipe {recipe.name}: inference=ten_crop needs {_families('ten_crop')} features, "
+                          f"not {config.feature}")
     return {"model": recipe.model.name, "kind": MODELS.entry(recipe.model.name).meta["kind"], "feature": config.feature,
             "label_map": name, "classes": list(label_map.classes)}
 

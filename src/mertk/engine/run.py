@@ -43,7 +43,7 @@ from .recipe import (Recipe, apply_set, default_cache_dir, default_data_dir, fea
                      validate_recipe)
 from .rundir import SavedFold, load_folds, run_dir_for, save_fold, write_clips
 from .runconfig import CONFIG_FILE, RunConfig
-from .samples import Samples, build_samples, classical_samples, magnify_levels, record_id, sample_folds, strcn_inputs
+from .samples import Samples, build_samples, classical_samples, magnify_levels, record_id, sample_folds, masked_inputs
 
 Record = ClipRecord | ImageRecord
 
@@ -204,8 +204,8 @@ def save_final_model(path: Path, recipe: Recipe, kwargs: dict[str, Any], config:
     from .train import train_final
 
     arrays: dict[str, Any] = {}
-    if config.feature == "strcn_pixels":
-        x, mask = strcn_inputs(samples, np.flatnonzero(~samples.train_only))
+    if config.family.pixel_mask:
+        x, mask = masked_inputs(samples, np.flatnonzero(~samples.train_only), config.feature)
         x = torch.from_numpy(x)
         kwargs = {**kwargs, "input_size": tuple(x.shape[-2:])}
         arrays["strcn_mask"] = mask.astype(np.uint8)
@@ -418,7 +418,7 @@ def _train_strcn(ctx: RunContext, samples: Samples, plan: FoldPlan, todo: list[A
         ctx.say("strcn_pixels folds are masked per fold: training them one after another, not on Ray")
     for fold in todo:  # the pixel mask is fitted on each fold's training clips
         train_originals = np.array([j for j in fold.train if not samples.train_only[j]])
-        x = torch.from_numpy(strcn_inputs(samples, train_originals)[0])
+        x = torch.from_numpy(masked_inputs(samples, train_originals, ctx.config.features.feature)[0])
         kw = {**ctx.model_kwargs, "input_size": tuple(x.shape[-2:])}
         train_folds(ctx.recipe.model.name, kw, x, plan.y_samples, [fold], ctx.config.train, init_state=init_state,
                     batched=False, progress=ctx.progress, on_fold_done=lambda r: save_fold(ctx.folds_dir, r))
@@ -468,7 +468,7 @@ def train_run_folds(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPl
         fit_folds(ctx.recipe.model.name, ctx.model_kwargs, samples.x, used.y, used.subjects, plan.folds,
                   seed=ctx.recipe.seed, progress=ctx.progress, on_fold_done=lambda r: save_fold(ctx.folds_dir, r),
                   skip_folds=set(done))
-    elif ctx.config.features.feature == "strcn_pixels":
+    elif ctx.config.features.family.pixel_mask:
         _train_strcn(ctx, samples, plan, todo, init_state, select_grid, train_workers > 1 or bool(ray_address))
     else:
         _train_tensors(ctx, samples, used, plan, todo, done, init_state, select_grid, train_workers, ray_address)

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..errors import MertkError
 from ..records import ClipRecord, ImageRecord
-from .inputs import as_float, model_view, ten_crops
+from ..preprocess.features import feature_family
+from .inputs import model_view, ten_crops
 from .recipe import Recipe
 
 Record = ClipRecord | ImageRecord
@@ -43,28 +44,17 @@ class Samples:
         return len(self.owner)
 
 
-def _rotate(image_hwc: np.ndarray, angle: float) -> np.ndarray:
-    import cv2
-
-    h, w = image_hwc.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, 1.0)
-    out = cv2.warpAffine(np.ascontiguousarray(image_hwc), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return out.reshape(image_hwc.shape)
-
-
 def geometric_copies(x: np.ndarray, feature: str, flip: bool, rotate: Sequence[float]) -> list[np.ndarray]:
     """Flipped and rotated copies of one clip ``(T, H, W, 3)`` or grey image ``(1, H, W)``; with both,
     the rotations apply to the original and the mirrored image (the 3D-CNN paper's x10)."""
+    family = feature_family(feature)
     bases = [x]
     if flip:
-        bases.append(x[..., ::-1, :] if feature == "clip_rgb" else x[..., ::-1])
+        bases.append(family.mirror(x))
     out = bases[1:]
     for base in bases:
         for angle in rotate:
-            if feature == "clip_rgb":
-                out.append(np.stack([_rotate(f, angle) for f in base]))
-            else:
-                out.append(_rotate(base[0], angle)[None])
+            out.append(family.rotated(base, angle))
     return [np.ascontiguousarray(o) for o in out]
 
 
@@ -78,6 +68,7 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
     """Samples of every clip (see the module docstring); ``extra`` maps a magnification factor to
     the features prepared with it (by record id)."""
     aug = recipe.augment
+    per_frame = feature_family(feature).per_frame
     xs: list[np.ndarray] = []
     owner: list[int] = []
     train_only: list[bool] = []
@@ -93,7 +84,7 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
         arrays = feat.arrays
         x = np.asarray(arrays["x"])
         rid = record_id(feat.record)
-        if feature == "hsi_flow":
+        if per_frame:
             apex_index = int(arrays.get("apex_index", len(x) - 1))
             for t in range(len(x)):
                 add(x[t], i, False, t == apex_index)
@@ -147,10 +138,11 @@ def sample_folds(clip_folds: Sequence[Any], samples: Samples) -> list[Any]:
     return out
 
 
-def strcn_inputs(samples: Samples, train_clip_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """STRCN-A inputs of one fold: the mask fitted on the fold's training clips only, then applied
-    to every sample. Returns ``(x, mask)``: ``(N, 3, n_pixels, T)`` floats in [0, 1] and the mask."""
-    from ..preprocess.eyemask import apply_strcn_mask, fit_strcn_mask
-
-    mask = fit_strcn_mask((samples.x[j] for j in train_clip_samples), percentile=30)
-    return np.stack([as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1) for x in samples.x]), mask
+def masked_inputs(samples: Samples, train_clip_samples: np.ndarray, feature: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs of one fold for a ``pixel_mask`` feature family (STRCN-A): the mask fitted on the fold's
+    training clips only, then applied to every sample. Returns ``(x, mask)``: the family's
+    :meth:`~mertk.preprocess.features.FeatureFamily.masked_view` of every sample (STRCN-A:
+    ``(N, 3, n_pixels, T)`` floats in [0, 1]) and the mask."""
+    family = feature_family(feature)
+    mask = family.fit_mask(samples.x[j] for j in train_clip_samples)
+    return np.stack([family.masked_view(x, mask) for x in samples.x]), mask

@@ -9,7 +9,7 @@ registered name (``mertk.registry.FEATURES``) owns everything the rest of mertk 
   :meth:`FeatureFamily.encode_image`, with the declared :meth:`FeatureFamily.shape` and ``dtype``;
 - its model view: :meth:`FeatureFamily.model_view`;
 - what it supports, as flags the engine tests instead of names: ``flip`` (with
-  :meth:`FeatureFamily.mirror`), ``rotate`` (:meth:`FeatureFamily.rotated`), ``image_like``,
+  :meth:`FeatureFamily.mirror`), ``rotate`` (:meth:`FeatureFamily.rotated`),
   ``per_frame`` (one sample per flow frame, ``inference=vote``), ``ten_crop``, ``frame_select``,
   ``magnify``, ``pixel_mask`` (an input mask fitted on training folds), ``uses_flow``;
 - its report panels: ``panels``, ``panels_rgb``, :meth:`FeatureFamily.panel_stack`,
@@ -84,7 +84,6 @@ class FeatureFamily:
         dtype: dtype of ``x``.
         uses_flow: computes optical flow (``flow_size`` resizes the face first; bench times a flow stage).
         flip, rotate: ``augment.flip`` / ``augment.rotate`` apply (:meth:`mirror`, :meth:`rotated`).
-        image_like: the input is pixels (frames or a face), not a flow field.
         per_frame: ``x`` holds one model input per flow frame; ``inference=vote`` combines them.
         ten_crop: ``inference=ten_crop`` applies (one grey image).
         frame_select: STRCN's frame selection (``frame_select``) applies.
@@ -103,7 +102,6 @@ class FeatureFamily:
     uses_flow: bool = True
     flip: bool = False
     rotate: bool = False
-    image_like: bool = False
     per_frame: bool = False
     ten_crop: bool = False
     frame_select: bool = False
@@ -171,6 +169,14 @@ class FeatureFamily:
     def rotated(self, x: np.ndarray, angle: float) -> np.ndarray:
         """``x`` rotated by ``angle`` degrees (``rotate`` families)."""
         raise MertkError(f"feature {self.name!r} has no rotation")
+
+    def fit_mask(self, train_x: Any) -> np.ndarray:
+        """The input mask fitted on a fold's training samples (``pixel_mask`` families)."""
+        raise MertkError(f"feature {self.name!r} has no pixel mask")
+
+    def masked_view(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One sample through a fitted :meth:`fit_mask` mask, as the model takes it (``pixel_mask`` families)."""
+        raise MertkError(f"feature {self.name!r} has no pixel mask")
 
     # report ---------------------------------------------------------------------------------
 

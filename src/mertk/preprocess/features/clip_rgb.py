@@ -19,7 +19,7 @@ class ClipRGB(FrameSequenceFamily):
     description = "the cropped clip, T x H x W x 3 uint8 (3D-CNN; windows are drawn at training time)"
     defaults = MappingProxyType({"crop": "square"})
     size = (128, 128)
-    flip = rotate = image_like = True
+    flip = rotate = True
 
     def spec_config(self, shape: Sequence[int]) -> dict[str, Any]:
         return {"size": self.input_size(shape), "frames": int(shape[1])}

@@ -21,7 +21,7 @@ class GrayFace(FeatureFamily):
     size = (48, 48)
     dtype = np.uint8
     uses_flow = False
-    flip = rotate = image_like = True
+    flip = rotate = True
     ten_crop = True
     magnify = False
     panels = ("mean face",)

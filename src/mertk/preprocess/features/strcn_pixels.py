@@ -8,11 +8,12 @@ time (``pixel_mask``), so the model view is the clip itself until the mask is ap
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .base import FrameSequenceFamily, register_family
+from ..eyemask import apply_strcn_mask, fit_strcn_mask
+from .base import FrameSequenceFamily, as_float, register_family
 
 
 class StrcnPixels(FrameSequenceFamily):
@@ -27,6 +28,13 @@ class StrcnPixels(FrameSequenceFamily):
 
     def model_view(self, x: np.ndarray) -> np.ndarray:
         return x
+
+    def fit_mask(self, train_x: Any) -> np.ndarray:
+        return fit_strcn_mask(train_x, percentile=30)
+
+    def masked_view(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``(3, n_pixels, T)`` floats in [0, 1]: the selected pixels of every frame, channels first."""
+        return as_float(apply_strcn_mask(x, mask)).transpose(2, 0, 1)
 
 
 register_family(StrcnPixels())
