@@ -1,4 +1,5 @@
-"""One registry pattern for every pluggable thing: datasets, models, flow methods, spotters, recipes.
+"""One registry pattern for every pluggable thing: datasets, models, flow methods, spotters, recipes, and
+the fake-tree writers that the dataset tests use (``FAKE_TREES``, keyed by dataset name).
 
 A ``Registry`` maps a name to an object (a class or a factory) plus free-form metadata. Unknown names
 raise :class:`~mertk.errors.UnknownNameError` listing the valid names; registering a name twice raises.
@@ -72,3 +73,4 @@ MODELS: Registry[Any] = Registry("model")
 FLOWS: Registry[Any] = Registry("flow method")
 SPOTTERS: Registry[Any] = Registry("apex spotter")
 RECIPES: Registry[Any] = Registry("recipe")
+FAKE_TREES: Registry[Any] = Registry("fake-tree writer")

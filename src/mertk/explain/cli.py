@@ -21,11 +21,10 @@ import numpy as np
 
 from ..data.base import frame_files as _frame_files
 from ..errors import DataError, MertkError, check_writable
+from ..imagefiles import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:  # the saliency module imports torch and matplotlib: load it only when a command runs
     from .saliency import SaliencyResult
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
 def frame_files(folder: Path) -> list[Path]:
