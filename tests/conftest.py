@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mertk.data.synth import synthesize
+from mertk.synth import synthesize
 
 
 @pytest.fixture(scope="session")

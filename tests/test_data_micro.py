@@ -18,7 +18,7 @@ from mertk.data.base import au_numbers, cell_int, cell_text, count_labels, read_
 from mertk.data.casme import CASME
 from mertk.data.casme2 import CASME2
 from mertk.data.sheet import objective_roman, subject_number
-from mertk.data.fake.micro import (
+from mertk.synth.fake.micro import (
     SAMM_PREAMBLE,
     casme2_clip_dir,
     casme2_frame_name,
@@ -36,7 +36,7 @@ from mertk.data.fake.micro import (
 from mertk.data.samm import SAMM
 from mertk.data.smic import SMIC
 from mertk.errors import DataError
-from mertk.registry import DATASETS
+from mertk.registry import DATASETS, FAKE_TREES
 
 LOADERS = {
     "casme2": (CASME2, write_fake_casme2, r"casme2/sub\d{2}"),
@@ -66,7 +66,7 @@ def test_registered_with_fake_writer(name):
     entry = DATASETS.entry(name)
     assert entry.obj is cls
     assert entry.meta["kind"] == "clips"
-    assert entry.meta["fake"] is writer
+    assert FAKE_TREES.get(name) is writer
     assert cls.name == name
 
 

@@ -11,11 +11,11 @@ import pytest
 from mertk.data import get_label_map
 from mertk.data.base import count_labels
 from mertk.data.casme3 import CASME3
-from mertk.data.fake.newer import write_fake_casme3, write_fake_fourdme, write_fake_mmew
+from mertk.synth.fake.newer import write_fake_casme3, write_fake_fourdme, write_fake_mmew
 from mertk.data.fourdme import FourDME
 from mertk.data.mmew import MMEW
 from mertk.errors import DataError
-from mertk.registry import DATASETS
+from mertk.registry import DATASETS, FAKE_TREES
 
 LOADERS = {
     "casme3": (CASME3, write_fake_casme3, r"casme3/spNO\.\d+"),
@@ -35,7 +35,7 @@ def build(tmp_path: Path, name: str, **kwargs):
 def test_registered_with_fake_writer(name):
     cls, writer, _ = LOADERS[name]
     entry = DATASETS.entry(name)
-    assert entry.obj is cls and entry.meta["kind"] == "clips" and entry.meta["fake"] is writer
+    assert entry.obj is cls and entry.meta["kind"] == "clips" and FAKE_TREES.get(name) is writer
 
 
 @pytest.mark.parametrize("awkward", [False, True])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mertk.data.ckplus import CKPlus
-from mertk.data.fake.static import (
+from mertk.synth.fake.static import (
     write_ckplus_sequence,
     write_fake_ckplus,
     write_fake_features,
@@ -28,7 +28,7 @@ from mertk.data.fake.static import (
 from mertk.data.features import ImageFolder, MEGC2019Features, dataset_of_subject
 from mertk.data.fer2013 import FERPLUS_CLASSES, FER2013, FERPlus, parse_pixel_rows
 from mertk.errors import DataError, UnknownNameError
-from mertk.registry import DATASETS
+from mertk.registry import DATASETS, FAKE_TREES
 
 LOADERS = {
     "ckplus": (CKPlus, write_fake_ckplus),
@@ -52,7 +52,7 @@ def skip_reasons(ds) -> dict[str, str]:
 def test_registered_with_fake_writer(name):
     entry = DATASETS.entry(name)
     assert entry.obj is LOADERS[name][0]
-    assert entry.meta["fake"] is LOADERS[name][1]
+    assert FAKE_TREES.get(name) is LOADERS[name][1]
     assert entry.meta["description"]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from mertk.cli import main
 from mertk.data import features
-from mertk.data.fake.static import (
+from mertk.synth.fake.static import (
     HTNET_CSV,
     write_fake_htnet_features,
     write_fake_image_folder,

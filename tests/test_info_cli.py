@@ -12,7 +12,7 @@ import pytest
 
 from mertk.cli import main
 from mertk.data import Composite, open_dataset
-from mertk.data.fake import fake_tree_names, write_fake_tree
+from mertk.synth.fake import fake_tree_names, write_fake_tree
 from mertk.data.info import describe, format_info
 from mertk.errors import DataError
 

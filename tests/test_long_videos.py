@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from mertk.data.samm_long import SAMMLong
-from mertk.data.synth.long import FRAMES, LONG_COLUMNS, LONG_ROOT, LONG_XLSX, write_long_videos
+from mertk.synth.long import FRAMES, LONG_COLUMNS, LONG_ROOT, LONG_XLSX, write_long_videos
 from mertk.errors import DataError, MertkError
 from mertk.registry import DATASETS
 

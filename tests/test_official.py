@@ -15,7 +15,7 @@ from mertk.cli import main
 from mertk.data import open_dataset
 from mertk.data.base import id_key
 from mertk.data.composite import read_official_list
-from mertk.data.fake.official import write_fake_megc2019_release
+from mertk.synth.fake.official import write_fake_megc2019_release
 from mertk.errors import DataError
 from mertk.preprocess.pipeline import config_for_feature, prepare
 

@@ -15,7 +15,7 @@ import torch
 
 from mertk.cli import main
 from mertk.data import open_dataset
-from mertk.data.fake import write_fake_tree
+from mertk.synth.fake import write_fake_tree
 from mertk.models import create_model, list_models
 from mertk.preprocess.eyemask import eye_mask
 from mertk.preprocess.pipeline import (

@@ -174,6 +174,23 @@ def test_truncated_and_unreadable_videos(tmp_path, clip, trained):
         predict(tmp_path / "missing.mp4", trained)
 
 
+def test_tif_frame_folder_reads_as_the_loaders_read_it(tmp_path):
+    from mertk.data.base import numbered_frames
+
+    folder = tmp_path / "tif"
+    folder.mkdir()
+    for n in (1, 2, 10):
+        image = np.full((12, 10, 3), 20 * n, np.uint8)
+        image[0, 0] = (255, 0, 0)  # BGR blue on disk
+        assert cv2.imwrite(str(folder / f"img{n}.TIF"), image)
+    video = read_frame_folder(folder, fps=30.0)
+    assert video.frames.shape == (3, 12, 10, 3)
+    assert [int(f[5, 5, 0]) for f in video.frames] == [20, 40, 200]
+    assert tuple(video.frames[0, 0, 0]) == (0, 0, 255)  # RGB
+    paths, numbers = numbered_frames(folder)
+    assert numbers == (1, 2, 10) and [p.name for p in paths] == ["img1.TIF", "img2.TIF", "img10.TIF"]
+
+
 def test_folder_errors(tmp_path, trained):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -236,7 +253,7 @@ def test_bad_indices_and_short_video(trained, clip):
 
 
 def test_predict_spots_and_labels_a_long_video(trained, tmp_path):
-    from mertk.data.synth.long import write_long_videos
+    from mertk.synth.long import write_long_videos
     from mertk.realtime.spotting import spotting_metrics
 
     summary = write_long_videos(tmp_path, subjects=1, seed=6)

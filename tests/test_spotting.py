@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mertk.data.synth.layouts import _subject
-from mertk.data.synth.long import FACE_WIDTH, FRAME_SIZE, LONG_ROOT, _distractors, write_long_videos
-from mertk.data.synth.render import render_frames
+from mertk.synth.layouts import _subject
+from mertk.synth.long import FACE_WIDTH, FRAME_SIZE, LONG_ROOT, _distractors, write_long_videos
+from mertk.synth.render import render_frames
 from mertk.errors import MertkError
 from mertk.preprocess.crop import crop_clip, get_box
 from mertk.realtime.spotting import SpottedEvent, SpottingError, interval_iou, spot_events, spotting_metrics

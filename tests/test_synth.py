@@ -12,10 +12,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from mertk.data.synth import synthesize
-from mertk.data.synth.actions import FaceFrame, normalised_field, objective_class
-from mertk.data.synth.faces import make_subject
-from mertk.data.synth.render import Distractors, Timeline, render_clip
+from mertk.synth import synthesize
+from mertk.synth.actions import FaceFrame, normalised_field, objective_class
+from mertk.synth.faces import make_subject
+from mertk.synth.render import Distractors, Timeline, render_clip
 from mertk.errors import MertkError
 
 SUBJECTS = 4

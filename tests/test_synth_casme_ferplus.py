@@ -11,11 +11,11 @@ import openpyxl
 import pandas as pd
 import pytest
 
-import mertk.data.synth as synth
+import mertk.synth as synth
 from mertk.data import open_dataset
-from mertk.data.fake.static import FERPLUS_COLUMNS
+from mertk.synth.fake.static import FERPLUS_COLUMNS
 from mertk.data.labels import get_label_map
-from mertk.data.synth.layouts import MICRO
+from mertk.synth.layouts import MICRO
 
 FER_TO_FERPLUS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 

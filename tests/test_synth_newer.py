@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import mertk.data.synth as synth
+import mertk.synth as synth
 from mertk.data import get_label_map, open_dataset
-from mertk.data.synth.layouts import MICRO
+from mertk.synth.layouts import MICRO
 
 NEW = ("CASME3", "4DME", "MMEW")
 

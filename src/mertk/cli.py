@@ -64,7 +64,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .data.synth import synthesize
+    from .synth import synthesize
 
     summary = synthesize(args.out, subjects=args.subjects, seed=args.seed, size=args.size,
                          long_videos=args.long, progress=not args.quiet)

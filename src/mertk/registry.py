@@ -1,5 +1,5 @@
 """One registry pattern for every pluggable thing: datasets, models, feature families, flow methods, spotters,
-recipes.
+recipes, and the fake-tree writers that the dataset tests use (``FAKE_TREES``, keyed by dataset name).
 
 A ``Registry`` maps a name to an object (a class or a factory) plus free-form metadata. Unknown names
 raise :class:`~mertk.errors.UnknownNameError` listing the valid names; registering a name twice raises.
@@ -74,3 +74,4 @@ FEATURES: Registry[Any] = Registry("feature")
 FLOWS: Registry[Any] = Registry("flow method")
 SPOTTERS: Registry[Any] = Registry("apex spotter")
 RECIPES: Registry[Any] = Registry("recipe")
+FAKE_TREES: Registry[Any] = Registry("fake-tree writer")

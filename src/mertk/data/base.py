@@ -20,9 +20,10 @@ from typing import Any, Iterable, Iterator, Sequence
 import pandas as pd
 
 from ..errors import DataError
+from ..imagefiles import IMAGE_SUFFIXES
 from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip, format_runs, frame_runs
+from ..registry import DATASETS
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 _DIGITS = re.compile(r"\d+")
 
@@ -81,13 +82,13 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part)
 
 
-def frame_files(folder: str | Path, exts: Sequence[str] = IMAGE_EXTS) -> list[Path]:
+def frame_files(folder: str | Path, exts: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
     """The image files of ``folder`` whose suffix (any case) is in ``exts``, in natural order."""
     files = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in exts]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def numbered_frames(folder: Path, exts: Sequence[str] = IMAGE_EXTS) -> tuple[tuple[Path, ...], tuple[int, ...]]:
+def numbered_frames(folder: Path, exts: Sequence[str] = IMAGE_SUFFIXES) -> tuple[tuple[Path, ...], tuple[int, ...]]:
     """List the image files of a frame folder, ordered by the last integer in each file name.
 
     Raises :class:`DataError` when two files carry the same frame number or a name has no number.
@@ -250,51 +251,59 @@ def au_numbers(aus: Iterable[str]) -> frozenset[int]:
 # ----------------------------------------------------------------------------------------------
 
 
-class ClipDataset:
-    """Base of the micro-expression (and CK+) loaders: an indexed list of :class:`ClipRecord`.
+class Dataset:
+    """Base of every dataset, composites included: an indexed list of records and what could not be used.
 
-    Subclasses set ``name``, ``fps``, ``labels`` (the native vocabulary, lower case) and fill
-    ``records``, ``skipped``, ``rows`` and ``annotation`` in ``__init__``. ``records`` holds every
-    annotation row that parsed; ``usable()`` those whose frames were found and are consistent.
+    Subclasses set ``name``, ``kind`` (``"clips"``, ``"images"`` or ``"composite"``) and ``labels`` (the
+    native vocabulary, lower case) and fill ``records``, ``skipped``, ``warnings``, ``notes``, ``rows``
+    and ``annotation`` in ``__init__``. ``records`` holds every annotation row that parsed; ``usable()``
+    those whose pixels were found. Indexing and iteration run over ``records`` in one order.
     """
 
     name: str = ""
-    fps: float = 200.0
+    kind: str = ""
     labels: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self.root: Path = Path(".")
+        self.root: Path | None = Path(".")
         self.annotation: Path | None = None
         self.rows: int = 0
-        self.records: list[ClipRecord] = []
+        self.records: list[ClipRecord | ImageRecord] = []
         self.skipped: list[Skip] = []
         self.warnings: list[AnnotationIssue] = []
         self.notes: list[str] = []
 
-    # -- sequence protocol over usable clips ------------------------------------------------------
-    def usable(self) -> list[ClipRecord]:
+    def usable(self) -> list[ClipRecord | ImageRecord]:
         """Records whose frames are present (the ones preprocessing and training can use)."""
-        return [r for r in self.records if r.has_frames]
+        return [r for r in self.records if getattr(r, "has_frames", True)]
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int) -> ClipRecord:
+    def __getitem__(self, i: int) -> ClipRecord | ImageRecord:
         return self.records[i]
 
-    def __iter__(self) -> Iterator[ClipRecord]:
+    def __iter__(self) -> Iterator[ClipRecord | ImageRecord]:
         return iter(self.records)
 
     @property
     def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.records})
+        """The distinct subjects of the records, sorted (records without a subject are not counted)."""
+        return sorted({r.subject for r in self.records if r.subject})
 
-    # -- helpers for subclasses ---------------------------------------------------------------------
     def skip(self, source: str, item: str, reason: str) -> None:
         self.skipped.append(Skip(source, item, reason))
 
     def warn(self, source: str, item: str, problem: str, fallback: str) -> None:
         self.warnings.append(AnnotationIssue(source, item, problem, fallback))
+
+
+class ClipDataset(Dataset):
+    """Base of the micro-expression (and CK+) loaders: the records are :class:`ClipRecord` (frame
+    sequences); ``usable()`` holds those whose frames were found and are consistent."""
+
+    kind = "clips"
+    fps: float = 200.0
 
     def attach_frames(self, record: ClipRecord, folder: Path | None) -> ClipRecord:
         """Return ``record`` with its frames listed from ``folder``, or record a skip saying why not.
@@ -377,46 +386,31 @@ class ClipDataset:
         return apex
 
 
-class ImageDataset:
-    """Base of the still-image loaders (FER2013, FERPlus, feature folders): a list of ImageRecord."""
+class ImageDataset(Dataset):
+    """Base of the still-image loaders (FER2013, FERPlus, feature folders): the records are
+    :class:`ImageRecord`, all usable."""
 
-    name: str = ""
-    labels: tuple[str, ...] = ()
-
-    def __init__(self) -> None:
-        self.root: Path = Path(".")
-        self.annotation: Path | None = None
-        self.rows: int = 0
-        self.records: list[ImageRecord] = []
-        self.skipped: list[Skip] = []
-        self.warnings: list[AnnotationIssue] = []
-        self.notes: list[str] = []
-
-    def usable(self) -> list[ImageRecord]:
-        return list(self.records)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> ImageRecord:
-        return self.records[i]
-
-    def __iter__(self) -> Iterator[ImageRecord]:
-        return iter(self.records)
-
-    @property
-    def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.records if r.subject})
-
-    def skip(self, source: str, item: str, reason: str) -> None:
-        self.skipped.append(Skip(source, item, reason))
-
-    def warn(self, source: str, item: str, problem: str, fallback: str) -> None:
-        self.warnings.append(AnnotationIssue(source, item, problem, fallback))
+    kind = "images"
 
     def load_image(self, record: ImageRecord):  # pragma: no cover - overridden
         """Pixels of one record as a uint8 array (H x W or H x W x 3)."""
         raise NotImplementedError
+
+
+def dataset_folder(name: str, data_root: str | Path, default: Path | None = None) -> Path:
+    """The folder of dataset ``name`` under ``data_root``: the first of its registered usual folder
+    names (``folders=`` of its registration, e.g. ``CASME2``, ``CASME_II``) that exists there.
+
+    When none exists, ``default`` is returned if given, else a :class:`DataError` names what was looked for.
+    """
+    root = Path(data_root)
+    folders = tuple(DATASETS.entry(name).meta.get("folders", ()))
+    for folder in folders:
+        if (root / folder).is_dir():
+            return root / folder
+    if default is not None:
+        return default
+    raise DataError(root, f"no {name} folder (looked for {', '.join(folders) or 'none registered'})")
 
 
 def count_labels(records: Iterable[ClipRecord | ImageRecord]) -> dict[str, int]:

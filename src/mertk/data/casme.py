@@ -9,13 +9,13 @@ from ..errors import DataError
 from ..registry import DATASETS
 from .base import find_file, require_dir
 from .sheet import SheetClipDataset
-from .fake.micro import write_fake_casme
 
 CODING_PATTERNS = ("*coding*.xlsx", "*coding*.xls", "*coding*.csv")
 
 
 @DATASETS.register(
-    "casme", kind="clips", fake=write_fake_casme,
+    "casme", kind="clips",
+    folders=("CASME", "casme"),
     description="CASME (Yan et al. 2013): 19 subjects, sections A and B, 8 emotions, 60 fps",
 )
 class CASME(SheetClipDataset):

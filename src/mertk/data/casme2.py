@@ -6,12 +6,12 @@ from pathlib import Path
 
 from ..registry import DATASETS
 from .base import find_dir, find_file, require_dir
-from .fake.micro import write_fake_casme2
 from .sheet import SheetClipDataset
 
 
 @DATASETS.register(
-    "casme2", kind="clips", fake=write_fake_casme2,
+    "casme2", kind="clips",
+    folders=("CASME2", "CASME_II", "CASME II", "CASMEII", "casme2"),
     description="CASME II (Yan et al. 2014): 26 subjects, 255 spontaneous micro-expression clips, 200 fps",
 )
 class CASME2(SheetClipDataset):

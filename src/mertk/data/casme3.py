@@ -8,12 +8,12 @@ from typing import Any, Mapping
 from ..records import ClipRecord
 from ..registry import DATASETS
 from .base import cell_int, cell_text, find_dir, find_file, require_dir
-from .fake.newer import write_fake_casme3
 from .textsheet import TextSubjectSheet
 
 
 @DATASETS.register(
-    "casme3", kind="clips", fake=write_fake_casme3,
+    "casme3", kind="clips",
+    folders=("CASME3", "CAS(ME)3", "CAS(ME)^3", "casme3"),
     description="CAS(ME)^3 part A (Li et al. 2022): micro-expressions in RGB-D videos, 30 fps (colour frames read)",
 )
 class CASME3(TextSubjectSheet):

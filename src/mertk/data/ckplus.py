@@ -22,7 +22,6 @@ from ..errors import DataError
 from ..records import ClipRecord, ImageRecord
 from ..registry import DATASETS
 from .base import ClipDataset, find_dir, require_dir
-from .fake.static import write_fake_ckplus
 
 IMAGE_DIRS = (
     "cohn-kanade-images",
@@ -44,7 +43,7 @@ _EMOTION_FILE = re.compile(r"^(S\d+)_(\d+)_(\d+)_emotion$")
 @DATASETS.register(
     "ckplus",
     kind="clips",
-    fake=write_fake_ckplus,
+    folders=("CK+", "CKPlus", "ckplus", "CK"),
     description="CK+ posed macro-expression sequences (7 emotions, 30 fps); onset = first, apex = last frame",
 )
 class CKPlus(ClipDataset):

@@ -1,7 +1,7 @@
 """Composite datasets: several datasets read by their own loaders and relabelled by one label map.
 
 ``Composite("megc2019", root)`` finds SMIC-HS, CASME II and SAMM under ``root`` (each in its usual
-folder name, e.g. ``root/CASME2``), or takes explicit ``roots={"casme2": path, ...}``. Records keep
+folder name, registered with its loader as ``folders=``, e.g. ``root/CASME2``), or takes explicit ``roots={"casme2": path, ...}``. Records keep
 their namespaced subjects (``casme2/sub01``), so LOSO over a composite never merges two people; the
 mapped class replaces ``label`` and the native label is kept in ``extra["native_label"]``.
 
@@ -16,28 +16,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
 from ..errors import DataError
-from ..records import AnnotationIssue, ClipRecord, ImageRecord, Skip
+from ..records import ClipRecord, ImageRecord
 from ..registry import DATASETS, Registry
-from .base import count_labels, id_key, require_dir
+from .base import Dataset, count_labels, dataset_folder, id_key, require_dir
 from .labels import LabelMap, get_label_map
-
-# Folder names each component is commonly kept under inside a composite root.
-COMPONENT_FOLDERS: dict[str, tuple[str, ...]] = {
-    "casme2": ("CASME2", "CASME_II", "CASME II", "CASMEII", "casme2"),
-    "samm": ("SAMM", "samm"),
-    "smic": ("SMIC", "SMIC-HS", "SMIC_HS", "SMIC_all_raw", "smic"),
-    "casme": ("CASME", "casme"),
-    "ckplus": ("CK+", "CKPlus", "ckplus", "CK"),
-    "casme3": ("CASME3", "CAS(ME)3", "CAS(ME)^3", "casme3"),
-    "fourdme": ("4DME", "4DMicro", "fourdme"),
-    "mmew": ("MMEW", "mmew"),
-}
-
 
 @dataclass(frozen=True)
 class CompositeSpec:
@@ -73,16 +60,9 @@ _spec(CompositeSpec("cd6me", ("casme", "casme2", "samm", "casme3", "fourdme", "m
                     "Six-dataset composite (CASME, CASME II, SAMM, CAS(ME)^3 part A, 4DME, MMEW) as negative/positive/surprise; subjects namespaced per dataset, never merged"))
 
 
-def locate_component(root: Path, component: str) -> Path:
-    """The folder of ``component`` inside a composite root (its usual names), or a DataError."""
-    for name in COMPONENT_FOLDERS.get(component, (component,)):
-        if (root / name).is_dir():
-            return root / name
-    raise DataError(root, f"no {component} folder (looked for {', '.join(COMPONENT_FOLDERS.get(component, (component,)))})")
-
-
-class Composite:
-    """Records of several datasets under one label map (see the module docstring).
+class Composite(Dataset):
+    """Records of several datasets under one label map (see the module docstring); ``kind`` is
+    ``"composite"``, ``parts`` holds the component datasets and ``classes`` the mapped classes.
 
     Args:
         name: registered composite (``megc2019``, ``megc2018``, ``strcn-casme2-samm``).
@@ -94,10 +74,13 @@ class Composite:
             builds it from the spreadsheets through the label map.
     """
 
+    kind = "composite"
+
     def __init__(self, name: str, root: str | Path | None = None, *, roots: Mapping[str, str | Path] | None = None,
                  loader_kwargs: Mapping[str, Mapping[str, Any]] | None = None, official: str | Path | None = None):
         from . import open_dataset
 
+        super().__init__()
         self.spec = COMPOSITES.get(name)
         self.name = name
         self.label_map: LabelMap = get_label_map(self.spec.label_map)
@@ -108,13 +91,15 @@ class Composite:
             if component in roots:
                 path = Path(roots[component])
             elif self.root is not None:
-                path = locate_component(self.root, component)
+                path = dataset_folder(component, self.root)
             else:
                 raise DataError(None, f"composite {name}: no root given for {component}")
             self.parts[component] = open_dataset(component, path, **dict((loader_kwargs or {}).get(component, {})))
-        self.records: list[ClipRecord | ImageRecord] = []
+        self.rows = sum(p.rows for p in self.parts.values())
+        self.skipped = [s for p in self.parts.values() for s in p.skipped]
+        self.warnings = [w for p in self.parts.values() for w in p.warnings]
+        self.notes = [f"{c}: {n}" for c, p in self.parts.items() for n in p.notes]
         self.excluded: Counter[tuple[str, str]] = Counter()
-        self.own_skipped: list[Skip] = []
         sheet_records: list[ClipRecord | ImageRecord] = []
         for component, part in self.parts.items():
             for record in part.records:
@@ -149,7 +134,7 @@ class Composite:
                 skip = row_skips.get(key)
                 reason = (f"in the official list but its annotation row was skipped: {skip.reason}" if skip is not None
                           else f"in the official list but not in the {entry.dataset} annotation")
-                self.own_skipped.append(Skip(entry.source, item, reason))
+                self.skip(entry.source, item, reason)
                 only_official.append({"clip": item, "official": entry.label,
                                       "reason": "row skipped" if skip is not None else "not in the annotation"})
                 continue
@@ -171,42 +156,9 @@ class Composite:
             "official_counts": _official_counts(entries, self.classes),
         }
 
-    # the same surface as the single-dataset loaders ------------------------------------------------
-    @property
-    def rows(self) -> int:
-        return sum(p.rows for p in self.parts.values())
-
-    @property
-    def skipped(self) -> list[Skip]:
-        return [s for p in self.parts.values() for s in p.skipped] + self.own_skipped
-
-    @property
-    def warnings(self) -> list[AnnotationIssue]:
-        return [w for p in self.parts.values() for w in getattr(p, "warnings", [])]
-
-    @property
-    def notes(self) -> list[str]:
-        return [f"{c}: {n}" for c, p in self.parts.items() for n in p.notes]
-
-    @property
-    def subjects(self) -> list[str]:
-        return sorted({r.subject for r in self.records if r.subject})
-
     @property
     def classes(self) -> tuple[str, ...]:
         return self.label_map.classes
-
-    def usable(self) -> list[ClipRecord | ImageRecord]:
-        return [r for r in self.records if getattr(r, "has_frames", True)]
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> ClipRecord | ImageRecord:
-        return self.records[i]
-
-    def __iter__(self) -> Iterator[ClipRecord | ImageRecord]:
-        return iter(self.records)
 
     def per_dataset(self) -> dict[str, dict[str, int]]:
         """Class counts of each component (mapped classes), in class order."""

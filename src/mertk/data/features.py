@@ -36,11 +36,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..imagefiles import IMAGE_SUFFIXES
 from ..records import ImageRecord
 from ..registry import DATASETS
-from .base import IMAGE_EXTS, ImageDataset, id_key, norm_header, require_dir
-from .fake.static import HTNET_CSV, HTNET_FOLDER, write_fake_features, write_fake_image_folder
+from .base import ImageDataset, id_key, norm_header, require_dir
 
+HTNET_FOLDER = "STSNet_whole_norm_u_v_os"
+HTNET_CSV = "combined_3_class2_for_optical_flow.csv"
 MEGC2019_CLASSES = {"0": "negative", "1": "positive", "2": "surprise"}
 _CLASS_IDS = {name: cls for cls, name in MEGC2019_CLASSES.items()}
 _SUBJECT_PATTERNS = ((re.compile(r"(?i)s\d+"), "smic"), (re.compile(r"(?i)sub\d+"), "casme2"), (re.compile(r"\d{3}"), "samm"))
@@ -149,7 +151,7 @@ class _FeatureBase(ImageDataset):
 @DATASETS.register(
     "megc2019-features",
     kind="images",
-    fake=write_fake_features,
+    folders=("megc2019-features", "STSTNet", "features"),
     description="the shared 28x28 [u, v, strain] PNGs of the MEGC 2019 composite (3 classes): STSTNet "
     "LOSO folders, HTNet's flat folder + csv, or a label csv",
 )
@@ -267,7 +269,7 @@ class MEGC2019Features(_FeatureBase):
             subject = fold.name
             dataset = dataset_of_subject(subject)
             for class_dir in sorted(p for p in (fold / "u_test").iterdir() if p.is_dir()):
-                for path in sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+                for path in sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                     self.rows += 1
                     item = f"{subject}/{path.name}"
                     if class_dir.name not in MEGC2019_CLASSES:
@@ -281,7 +283,7 @@ class MEGC2019Features(_FeatureBase):
             for fold in tests
             if (fold / "u_train").is_dir()
             for p in (fold / "u_train").glob("*/*")
-            if p.suffix.lower() in IMAGE_EXTS
+            if p.suffix.lower() in IMAGE_SUFFIXES
         } - seen
         if train_only:
             self.notes.append(
@@ -384,7 +386,6 @@ def _find_csv(root: Path, explicit: str | Path | None) -> Path:
 @DATASETS.register(
     "image-folder",
     kind="images",
-    fake=write_fake_image_folder,
     description="any folder of images with a label csv (path or filename, label, optional subject, dataset)",
 )
 class ImageFolder(_FeatureBase):

@@ -25,7 +25,6 @@ from ..errors import DataError, UnknownNameError
 from ..records import ImageRecord
 from ..registry import DATASETS
 from .base import ImageDataset, find_file, norm_header
-from .fake.static import write_fake_fer2013, write_fake_ferplus
 
 SIDE = 48
 N_PIXELS = SIDE * SIDE
@@ -178,7 +177,7 @@ class _FerBase(ImageDataset):
 @DATASETS.register(
     "fer2013",
     kind="images",
-    fake=write_fake_fer2013,
+    folders=("FER2013", "fer2013"),
     description="FER2013 48x48 faces, 7 emotions, Training/PublicTest/PrivateTest (pixels inside fer2013.csv)",
 )
 class FER2013(_FerBase):
@@ -232,7 +231,7 @@ class FER2013(_FerBase):
 @DATASETS.register(
     "ferplus",
     kind="images",
-    fake=write_fake_ferplus,
+    folders=("FERPlus", "FER2013", "ferplus"),
     description="FERPlus: FER2013 faces re-labelled by 10 taggers; 8-emotion vote distribution as soft target",
 )
 class FERPlus(_FerBase):

@@ -10,14 +10,14 @@ from typing import Any, Mapping
 from ..records import ClipRecord
 from ..registry import DATASETS
 from .base import find_file, require_dir
-from .fake.newer import write_fake_fourdme
 from .textsheet import TextSubjectSheet
 
 _K_MARK = re.compile(r"\(\s*k\s*\)", re.I)
 
 
 @DATASETS.register(
-    "fourdme", kind="clips", fake=write_fake_fourdme,
+    "fourdme", kind="clips",
+    folders=("4DME", "4DMicro", "fourdme"),
     description="4DME (Li et al. 2022), micro part: grey 2D frames, 60 fps (rate assumed)",
 )
 class FourDME(TextSubjectSheet):

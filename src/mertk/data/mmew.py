@@ -8,12 +8,12 @@ from typing import Any, Mapping
 from ..records import ClipRecord
 from ..registry import DATASETS
 from .base import cell_text, find_file, require_dir
-from .fake.newer import write_fake_mmew
 from .textsheet import TextSubjectSheet
 
 
 @DATASETS.register(
-    "mmew", kind="clips", fake=write_fake_mmew,
+    "mmew", kind="clips",
+    folders=("MMEW", "mmew"),
     description="MMEW (Ben et al. 2021), micro part: 300 micro-expressions of 36 subjects, 90 fps",
 )
 class MMEW(TextSubjectSheet):

@@ -7,11 +7,11 @@ from pathlib import Path
 from ..registry import DATASETS
 from .base import find_file, require_dir
 from .sheet import SheetClipDataset
-from .fake.micro import write_fake_samm
 
 
 @DATASETS.register(
-    "samm", kind="clips", fake=write_fake_samm,
+    "samm", kind="clips",
+    folders=("SAMM", "samm"),
     description="SAMM (Davison et al. 2018): 32 subjects, 159 micro-movements, 200 fps, FACS-coded",
 )
 class SAMM(SheetClipDataset):

@@ -10,7 +10,6 @@ from ..errors import DataError
 from ..records import ClipRecord
 from ..registry import DATASETS
 from .base import ClipDataset, cell_int, cell_text, numbered_frames, read_table, require_dir
-from .fake.micro import write_fake_smic
 
 _SUBJECT = re.compile(r"(?i)s0*(\d+)")
 _CLIP = re.compile(r"(?i)s0*(\d+)_([a-z]+)_0*(\d+)")
@@ -19,7 +18,8 @@ APEX_LABELS = {"0": "negative", "1": "positive", "2": "surprise"}
 
 
 @DATASETS.register(
-    "smic", kind="clips", fake=write_fake_smic,
+    "smic", kind="clips",
+    folders=("SMIC", "SMIC-HS", "SMIC_HS", "SMIC_all_raw", "smic"),
     description="SMIC-HS (Li et al. 2013): 16 subjects, 164 micro-expression clips, 100 fps, 3 classes",
 )
 class SMIC(ClipDataset):

@@ -35,8 +35,8 @@ def demo(out: str | Path = "mertk-demo", *, progress: bool = True, quick: bool =
         ``{"recipe", "run_dir", "uf1", "uar", "accuracy", "n", "folds", "seconds", "results",
         "predictions", "confusion", "training_curves", "checkpoint", "report", "report_md", "data"}``.
     """
-    from ..data.synth import synthesize
-    from ..data.synth import MARKER
+    from ..synth import synthesize
+    from ..synth import MARKER
     from .run import run_recipe
 
     start = time.perf_counter()

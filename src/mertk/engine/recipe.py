@@ -300,20 +300,6 @@ def list_recipes() -> list[str]:
     return RECIPES.names()
 
 
-
-# Usual folder names of each dataset under a --data folder (composites use --data itself).
-DATA_FOLDERS: dict[str, tuple[str, ...]] = {
-    "casme2": ("CASME2", "CASME_II", "CASME II", "CASMEII", "casme2"),
-    "samm": ("SAMM", "samm"),
-    "smic": ("SMIC", "SMIC-HS", "SMIC_HS", "smic"),
-    "casme": ("CASME", "casme"),
-    "ckplus": ("CK+", "CKPlus", "ckplus", "CK"),
-    "fer2013": ("FER2013", "fer2013"),
-    "ferplus": ("FERPlus", "FER2013", "ferplus"),
-    "megc2019-features": ("megc2019-features", "STSTNet", "features"),
-}
-
-
 def default_cache_dir() -> Path:
     """The feature cache: ``$MERTK_CACHE``, else ``~/.cache/mertk/features`` (shared with ``mertk prepare``)."""
     return Path(os.environ.get("MERTK_CACHE", Path.home() / ".cache" / "mertk" / "features"))
@@ -327,7 +313,7 @@ def default_data_dir() -> Path:
 def resolve_root(dataset: str, root: str | None, data: Path) -> Path:
     """The folder of ``dataset``: ``root`` relative to ``data``; else its usual folder under ``data``
     (``CASME2``, ``SAMM``...), else ``data`` itself (composites always use ``data``)."""
-    from .. import data as _data  # noqa: F401  (registers the datasets)
+    from ..data import dataset_folder
     from ..registry import DATASETS
 
     if root is not None:
@@ -335,10 +321,7 @@ def resolve_root(dataset: str, root: str | None, data: Path) -> Path:
         return path if path.is_absolute() else data / path
     if DATASETS.entry(dataset).meta.get("kind") == "composite":
         return data
-    for name in DATA_FOLDERS.get(dataset, ()):
-        if (data / name).is_dir():
-            return data / name
-    return data
+    return dataset_folder(dataset, data, default=data)
 
 
 def feature_config(recipe: Recipe, num_classes: int | None = None):

@@ -71,7 +71,7 @@ def load_clips(dataset: str, root: Path, label_map: str | None, loader: dict[str
     ds = open_dataset(dataset, root, **loader)
     usable = list(ds.usable())
     excluded: dict[str, int] = {}
-    if hasattr(ds, "classes") and hasattr(ds, "parts"):  # a composite: labels are its classes
+    if ds.kind == "composite":  # labels are its classes
         classes = tuple(ds.classes)
         kept = usable
         for (component, native), count in sorted(ds.excluded.items()):

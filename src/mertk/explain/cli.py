@@ -20,8 +20,7 @@ import numpy as np
 
 from ..data.base import frame_files as _frame_files
 from ..errors import DataError, MertkError, check_writable
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+from ..imagefiles import IMAGE_SUFFIXES
 
 
 def frame_files(folder: Path) -> list[Path]:

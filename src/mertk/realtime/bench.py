@@ -67,7 +67,7 @@ def _synth_root(data: str | Path | None, seed: int) -> Iterator[Path]:
     if data is not None:
         yield Path(data)
         return
-    from ..data.synth import synthesize
+    from ..synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="mertk-bench-") as tmp:
         out = Path(tmp) / "synth"

@@ -25,6 +25,7 @@ import numpy as np
 from ..data.base import frame_files as _frame_files
 from ..data.base import natural_key
 from ..errors import DataError, MertkError, frame_size
+from ..imagefiles import IMAGE_SUFFIXES
 from ..preprocess.imageio import read_image
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
     "read_video",
 ]
 
-FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+FRAME_SUFFIXES = IMAGE_SUFFIXES
 FOLDER_FPS = 200.0  # the micro-expression datasets' usual rate (CASME II, SAMM)
 MAX_BYTES = 8 * 1024**3
 
@@ -191,7 +192,7 @@ def read_video(path: str | Path, fps: float | None = None) -> Video:
 
 
 def frame_files(folder: str | Path) -> list[Path]:
-    """The frame images of ``folder`` (jpg, jpeg, png, bmp; any case) in natural order."""
+    """The frame images of ``folder`` (any suffix of :data:`~mertk.imagefiles.IMAGE_SUFFIXES`, any case) in natural order."""
     return _frame_files(folder, FRAME_SUFFIXES)
 
 

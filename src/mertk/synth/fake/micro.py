@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 import openpyxl
 
+from ...registry import FAKE_TREES
+
 CASME2_COLUMNS = ("Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion")
 CASME2_OBJECTIVE = "Objective Class"
 SAMM_COLUMNS = (
@@ -300,6 +302,7 @@ def _account(
     }
 
 
+@FAKE_TREES.register("casme2")
 def write_fake_casme2(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
@@ -340,6 +343,7 @@ def write_fake_casme2(
     return {"root": str(root), "annotation": str(annotation), **out}
 
 
+@FAKE_TREES.register("samm")
 def write_fake_samm(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
@@ -386,6 +390,7 @@ def write_fake_samm(
     return {"root": str(root), "annotation": str(annotation), **out}
 
 
+@FAKE_TREES.register("smic")
 def write_fake_smic(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
@@ -501,6 +506,7 @@ def write_fake_smic_apex(root: Path, *, seed: int = 0, awkward: bool = False, na
             "expected_skips": skips}
 
 
+@FAKE_TREES.register("casme")
 def write_fake_casme(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,

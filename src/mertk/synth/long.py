@@ -12,11 +12,11 @@ Yap et al. 2020, the MEGC 2019-2021 spotting data) under ``out/SAMM_longvideos/`
                                       xlsx, type, AUs, objective class, MEGC 2019 class), blinks,
                                       drift, noise, JPEG quality
 
-Each recording shows one synthetic subject (:func:`~mertk.data.synth.faces.make_subject`) at
+Each recording shows one synthetic subject (:func:`~mertk.synth.faces.make_subject`) at
 ``FPS`` frames per second for ``FRAMES`` frames, with 2-4 micro-expressions (0.1-0.5 s,
 0.35-1.9 px, the amplitudes of the micro clips of :mod:`.layouts`) and 1-2 macro-expressions
 (0.6-1.5 s, 3-6 px) at non-overlapping intervals, each a SAMM action-unit program
-(:data:`~mertk.data.synth.actions.PROGRAMS`) rendered by :func:`~mertk.data.synth.render.render_frames`
+(:data:`~mertk.synth.actions.PROGRAMS`) rendered by :func:`~mertk.synth.render.render_frames`
 with a raised-cosine rise and fall. The distractors are those of the short clips, spread over the
 recording: 2-4 eye blinks (kept 0.1 s away from the events, so they are unannotated movements a
 spotter must ignore), a slow head drift of 0.5-2 px with a wobble, lighting flicker, sensor noise
@@ -33,27 +33,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ...errors import MertkError
-from ..fake.micro import _write_table
+from ..errors import MertkError
+from .fake.long import LONG_COLUMNS, LONG_PREAMBLE, LONG_ROOT, LONG_XLSX, MACRO_TYPE, MICRO_TYPE
+from .fake.micro import _write_table
 from .actions import PROGRAMS, Program, normalised_field, objective_class
 from .layouts import _draw_weights, _subject, _write_image, freeze_xlsx
 from .render import Distractors, Timeline, render_frames
 
 __all__ = ["write_long_videos", "LONG_ROOT", "LONG_XLSX", "LONG_COLUMNS", "LONG_FORMAT", "FPS", "FRAMES"]
 
-LONG_ROOT = "SAMM_longvideos"
-LONG_XLSX = "SAMM_LongVideos_V1_Release.xlsx"
 LONG_FORMAT = "mertk-synth-long-videos/1"
-LONG_COLUMNS = ("Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration", "Type",
-                "Action Units", "Notes")
-LONG_PREAMBLE = (
-    ("SAMM Long Videos - Micro and Macro Expression Annotations (V1 Release)",),
-    (),
-    ("Onset, Apex and Offset are frame numbers of the long video (first frame = 1).",),
-    ("Type: Micro - 1/2 (micro-expression) or Macro (macro-expression).",),
-    (),
-)
-MICRO_TYPE, MACRO_TYPE = "Micro - 1/2", "Macro"
 
 FPS = 100.0
 FRAMES = 800

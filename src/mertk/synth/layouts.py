@@ -1,6 +1,6 @@
 """Write synthetic subjects and clips in each dataset's native layout, with ground-truth records.
 
-The native files come from the writers in :mod:`mertk.data.fake` (the same ones the fake test trees
+The native files come from the writers in :mod:`mertk.synth.fake` (the same ones the fake test trees
 use), so the loaders read synthetic and real copies through the same code.
 """
 
@@ -16,15 +16,15 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from ..fake.micro import (
+from .fake.micro import (
     casme2_clip_dir, casme2_frame_name, casme_clip_dir, casme_frame_name, samm_clip_dir, samm_frame_name,
     smic_clip_dir, smic_frame_name, write_casme2_coding, write_casme_coding, write_samm_coding,
 )
-from ..fake.newer import (
+from .fake.newer import (
     casme3_frame_name, casme3_video_dir, fourdme_clip_dir, fourdme_frame_name, mmew_clip_dir, mmew_frame_name,
     write_casme3_labels, write_fourdme_labels, write_mmew_labels, CASME3_SHEET, FOURDME_SHEET, MMEW_SHEET,
 )
-from ..fake.static import FERPLUS_COLUMNS, write_ckplus_sequence, write_fer2013_csv, write_ferplus_csv
+from .fake.static import FERPLUS_COLUMNS, write_ckplus_sequence, write_fer2013_csv, write_ferplus_csv
 from .actions import Program, normalised_field, objective_class, plan_labels
 from .faces import Subject, make_subject
 from .render import Timeline, draw_distractors, render_clip, render_still

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
-from ...preprocess.face import face_landmarks
+from ..preprocess.face import face_landmarks
 from .actions import FaceFrame
 
 # iBUG-68 index of each point's mirror image (jaw, brows, nose, eyes, mouth)

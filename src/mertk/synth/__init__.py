@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ...errors import MertkError
+from ..errors import MertkError
 from .layouts import CK_STREAM, FER_STREAM, MICRO, SIZES, write_ckplus, write_fer, write_ferplus, write_micro
 
 __all__ = ["synthesize", "GT_FORMAT"]

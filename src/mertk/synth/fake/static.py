@@ -21,6 +21,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ...data.features import HTNET_CSV, HTNET_FOLDER
+from ...registry import FAKE_TREES
+
 FER2013_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_USAGES = ("Training", "PublicTest", "PrivateTest")
 FERPLUS_COLUMNS = (
@@ -126,6 +129,7 @@ def _face(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.integers(0, 256, size=shape, dtype=np.uint8)
 
 
+@FAKE_TREES.register("ckplus")
 def write_fake_ckplus(root: Path, *, subjects: int = 3, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
     """A small CK+ tree: two labelled sequences per subject (S010, S011, ...), 3-6 frames each.
 
@@ -180,6 +184,7 @@ def _usage_plan(rows: int) -> list[str]:
     return [cycle[i % len(cycle)] for i in range(rows)]
 
 
+@FAKE_TREES.register("fer2013")
 def write_fake_fer2013(root: Path, *, rows: int = 30, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
     """``root/fer2013.csv`` with ``rows`` good rows; ``awkward`` appends a short pixel row, a row
     with Usage ``Validation``, a row with emotion 8 and a row holding pixel value 300.
@@ -211,6 +216,7 @@ def write_fake_fer2013(root: Path, *, rows: int = 30, seed: int = 0, awkward: bo
     return {"path": path, "rows": len(table), "images": images, "splits": splits, "skipped": len(skipped), "expected_skips": skipped}
 
 
+@FAKE_TREES.register("ferplus")
 def write_fake_ferplus(root: Path, *, rows: int = 30, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
     """``root/fer2013.csv`` and ``root/fer2013new.csv`` aligned row by row.
 
@@ -263,6 +269,7 @@ def write_fake_ferplus(root: Path, *, rows: int = 30, seed: int = 0, awkward: bo
 SUBJECTS_BY_DATASET = {"smic": ("s1", "s2"), "casme2": ("sub01", "sub02"), "samm": ("006", "007")}
 
 
+@FAKE_TREES.register("megc2019-features")
 def write_fake_features(root: Path, *, per_subject: int = 3, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
     """An STSTNet-layout folder with two subjects of each of SMIC, CASME II and SAMM.
 
@@ -292,6 +299,7 @@ def write_fake_features(root: Path, *, per_subject: int = 3, seed: int = 0, awkw
     return {"root": root, "images": images, "skipped": len(skipped), "expected_skips": skipped}
 
 
+@FAKE_TREES.register("image-folder")
 def write_fake_image_folder(root: Path, *, images: int = 6, seed: int = 0, awkward: bool = False) -> dict[str, Any]:
     """``root/images/*.png`` and ``root/labels.csv`` (path, label, subject, dataset).
 
@@ -324,8 +332,6 @@ def write_fake_image_folder(root: Path, *, images: int = 6, seed: int = 0, awkwa
     return {"root": root, "rows": len(table), "images": written, "skipped": len(skipped), "expected_skips": skipped}
 
 
-HTNET_FOLDER = "STSNet_whole_norm_u_v_os"
-HTNET_CSV = "combined_3_class2_for_optical_flow.csv"
 HTNET_HEADER = ("dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename")
 
 

@@ -1,6 +1,6 @@
 """Native-format writers and fake trees for the newer micro-expression datasets: CAS(ME)^3 part A, 4DME, MMEW.
 
-The same two layers as :mod:`mertk.data.fake.micro`: writers and layout helpers that put the label sheet
+The same two layers as :mod:`mertk.synth.fake.micro`: writers and layout helpers that put the label sheet
 and frames where the owners ship them (the synthetic benchmark uses them too), and fake trees that
 return their own accounting of what a loader must find. Layout details that no public source we found
 documents are marked *assumed* in the loaders' docstrings; the writers follow the same assumptions.
@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ...registry import FAKE_TREES
 from .micro import _account, _awkward_clips, _Clip, _normal_clips, _write_table, write_frame
 
 CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
@@ -88,6 +89,7 @@ def mmew_frame_name(n: int) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+@FAKE_TREES.register("casme3")
 def write_fake_casme3(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
@@ -155,13 +157,14 @@ def write_fake_casme3(
     return {"root": str(root), "annotation": str(annotation), "expected_listed": listed, **out}
 
 
+@FAKE_TREES.register("fourdme")
 def write_fake_fourdme(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
 ) -> dict:
     """Write a tiny 4DME micro copy: sub_IDs ``S01``..., clips ``S01_01``..., emotions in title case,
     AUs with ``(k)`` marks on every second clip (``AU4(k)+AU7``). ``awkward`` adds the bad rows of
-    :func:`~mertk.data.fake.micro.write_fake_casme2` on ``S01``."""
+    :func:`~mertk.synth.fake.micro.write_fake_casme2` on ``S01``."""
     del cropped
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -189,13 +192,14 @@ def write_fake_fourdme(
     return {"root": str(root), "annotation": str(annotation), **out}
 
 
+@FAKE_TREES.register("mmew")
 def write_fake_mmew(
     root: Path, *, subjects: int = 3, clips_per_subject: int = 3, seed: int = 0, cropped: bool = False,
     awkward: bool = False, frames: bool = True,
 ) -> dict:
     """Write a tiny MMEW micro copy: Subjects ``S01``..., clips ``S01_01``... under
     ``Micro_Expression/<emotion>/``. ``awkward`` adds the bad rows of
-    :func:`~mertk.data.fake.micro.write_fake_casme2` on ``S01``, plus an ``others`` clip whose folder
+    :func:`~mertk.synth.fake.micro.write_fake_casme2` on ``S01``, plus an ``others`` clip whose folder
     sits under ``repression/`` (found by the loader's lookup over emotion folders)."""
     del cropped
     root = Path(root)
