@@ -91,7 +91,7 @@ class SynthClip:
 
     def envelope(self) -> np.ndarray:
         """Expression intensity per frame (0 at onset, 1 at apex, 0 at offset), as rendered."""
-        from mertk.data.synth.render import Timeline
+        from mertk.synth.render import Timeline
 
         n = len(self.frames)
         return Timeline(n, 0, self.apex, n - 1).envelope()
@@ -169,7 +169,7 @@ def synth_root(path: str | Path | None, *, subjects: int = 4, seed: int = 0) -> 
     if path is not None:
         yield Path(path)
         return
-    from mertk.data.synth import synthesize
+    from mertk.synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="mertk-bench-") as tmp:
         out = Path(tmp) / "synth"

@@ -58,7 +58,7 @@ def synthetic_features(root: Path, model: str) -> tuple[torch.Tensor, torch.Tens
     from mertk.preprocess.pipeline import config_for_model, prepare
 
     if not root.exists():
-        from mertk.data.synth import synthesize
+        from mertk.synth import synthesize
 
         synthesize(root, progress=False)
     dataset = open_dataset("megc2019", root)

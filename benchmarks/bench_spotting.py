@@ -1,6 +1,6 @@
 """Micro-expression spotting benchmark on synthetic long videos with known intervals.
 
-For each seed, writes the synthetic long videos (``mertk.data.synth.long.write_long_videos``: SAMM
+For each seed, writes the synthetic long videos (``mertk.synth.long.write_long_videos``: SAMM
 long-video layout, 100 fps, 800 frames, 2-4 micro and 1-2 macro events per video, blinks, drift,
 flicker, noise, JPEG) to a temporary folder (or reads ``--data DIR``, a folder holding
 ``SAMM_longvideos/``), crops each video's face with the LAENet box placed from dlib's landmarks on
@@ -35,7 +35,7 @@ import torch
 from bench_flow import run_cli
 
 from mertk.data.base import numbered_frames
-from mertk.data.synth.long import LONG_ROOT, write_long_videos
+from mertk.synth.long import LONG_ROOT, write_long_videos
 from mertk.errors import DataError, MertkError
 from mertk.preprocess.crop import crop_clip, get_box
 from mertk.preprocess.face import face_landmarks

@@ -73,7 +73,7 @@ def test_still_images_go_through_the_cache(tmp_path):
     import numpy as np
 
     from mertk.data import open_dataset
-    from mertk.data.fake.static import write_fake_fer2013
+    from mertk.synth.fake.static import write_fake_fer2013
     from mertk.preprocess.pipeline import config_for_feature, prepare
 
     write_fake_fer2013(tmp_path / "fer")  # pixels in a table: the key follows the pixels, not a file
