@@ -10,7 +10,7 @@ import pytest
 
 from mertk.cli import main
 from mertk.engine.grid import combinations, parse_grid, split_values
-from mertk.engine.sweep import parse_seeds, run_sweep
+from mertk.workflows.sweep import parse_seeds, run_sweep
 from mertk.errors import MertkError
 
 

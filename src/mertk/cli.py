@@ -198,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .engine.demo import demo
+    from .workflows.demo import demo
 
     summary = demo(args.out, quick=args.quick, progress=not (args.json or args.quiet))
     if args.json:
@@ -251,7 +251,7 @@ PLUGINS: dict[str, tuple[str, str, str, str]] = {
                 "run a trained checkpoint on your own video, frame folder or camera: face, spotting, recognition"),
     "bench": ("mertk.realtime.bench", "add_bench_parser", "cmd_bench",
               "latency of the inference path, stage by stage, beside OpenCV's TV-L1 in the same run"),
-    "sweep": ("mertk.engine.sweep", "add_sweep_parser", "cmd_sweep",
+    "sweep": ("mertk.workflows.sweep", "add_sweep_parser", "cmd_sweep",
               "run every combination of a grid of recipe values over seeds (mean ± std over seeds per dataset)"),
     "export": ("mertk.deploy.onnx_export", "add_export_parser", "cmd_export",
                "export a checkpoint to ONNX (softmax probabilities, dynamic batch) and check parity with PyTorch"),

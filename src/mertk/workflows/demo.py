@@ -37,7 +37,7 @@ def demo(out: str | Path = "mertk-demo", *, progress: bool = True, quick: bool =
     """
     from ..synth import synthesize
     from ..synth import MARKER
-    from .run import run_recipe
+    from ..engine.run import run_recipe
 
     start = time.perf_counter()
     out = Path(out).expanduser()

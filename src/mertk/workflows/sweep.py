@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import MertkError
-from .grid import combinations, parse_grid
+from ..engine.grid import combinations, parse_grid
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -36,8 +36,8 @@ def run_sweep(recipe: str, grid: Sequence[str], seeds: Sequence[int], *, overrid
     """Run every grid combination for every seed; returns ``{"runs": [{"sets", "seed", "run_dir"}],
     "compare": compare(...), "summary": seed_summary(...)}``. ``run_kwargs`` go to ``run_recipe``."""
     from ..report.compare import compare, seed_summary
-    from . import parallel
-    from .run import run_recipe
+    from ..engine import parallel
+    from ..engine.run import run_recipe
 
     say = log or (lambda _line: None)
     combos = combinations(parse_grid(grid)) if grid else [[]]
@@ -62,7 +62,7 @@ HELP = "run every combination of a grid of recipe values over seeds (mean ± std
 
 def add_sweep_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``mertk sweep`` to an argparse sub-parsers object."""
-    from .parallel import add_ray_arguments
+    from ..engine.parallel import add_ray_arguments
 
     p = sub.add_parser("sweep", help=HELP, description=HELP + ". Every run is an ordinary resumable run directory.")
     p.add_argument("recipe", help="a shipped recipe name or a recipe YAML file")
