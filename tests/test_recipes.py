@@ -113,7 +113,7 @@ def test_set_errors_name_the_valid_keys(item, message):
     ("train.epoch=5", "unknown key train.'epoch'; valid keys: epochs, batch_size, optimizer"),
     ("features.eyemask=true", "unknown key features.'eyemask'; valid keys:"),
     ("features.feature=hsi_flow", "features.feature='hsi_flow' but model ststnet takes 'uvs'"),
-    ("augment.flip=true", "augment.flip/rotate apply to clip_rgb and gray_face"),
+    ("augment.rotate=[5]", "augment.rotate applies to clip_rgb and gray_face features, not uvs (rotating a flow field"),
 ])
 def test_validation_errors(item, message):
     recipe = load_recipe("ststnet-megc2019", [item])

@@ -103,8 +103,11 @@ class AugmentSpec:
 
     Attributes:
         apex_plus_one: add the onset->apex+1 flow (``x_aug``) as an extra training sample.
-        flip: add horizontally flipped copies (image and clip features).
-        rotate: add copies rotated by these angles in degrees (image and clip features).
+        flip: add horizontally mirrored copies: of the image or clip (``clip_rgb``, ``gray_face``), or,
+            for flow features, the features of the mirrored flow with u negated, built at prepare time
+            (``PrepareConfig.flip``, ``x_flip``).
+        rotate: add copies rotated by these angles in degrees (image and clip features; not flow,
+            whose vectors would need rotating too).
         magnify: add copies prepared with Eulerian magnification at these factors (clip features).
         frame_select: add copies built from this share of the frames (STRCN-A, e.g. 0.9 .. 0.6).
     """
@@ -369,9 +372,15 @@ def train_config(recipe: Recipe, overrides: dict[str, Any] | None = None):
 
 def prepare_config(recipe: Recipe, config: Any) -> Any:
     """The configuration the run prepares its clips with: ``config`` plus the frame-selection copies
-    of ``augment.frame_select`` (shares below 1; the share 1 is the clip itself)."""
+    of ``augment.frame_select`` (shares below 1; the share 1 is the clip itself) and, with
+    ``augment.flip`` on a ``flip_from_flow`` family, the mirrored flow copies (``flip``)."""
+    changes: dict[str, Any] = {}
     shares = tuple(dict.fromkeys(float(s) for s in recipe.augment.frame_select if s < 1))
-    return config.replace(frame_select=shares) if shares else config
+    if shares:
+        changes["frame_select"] = shares
+    if recipe.augment.flip and config.family.flip_from_flow:
+        changes["flip"] = True
+    return config.replace(**changes) if changes else config
 
 
 def pretrain_config(recipe: Recipe, config: Any) -> Any:
@@ -442,9 +451,16 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         raise RecipeError(f"recipe {recipe.name}: unknown key protocol_options.{unknown[0]!r}; valid keys: test_fraction")
     aug = recipe.augment
     family = config.family
-    if (aug.flip and not family.flip) or (aug.rotate and not family.rotate):
-        raise RecipeError(f"recipe {recipe.name}: augment.flip/rotate apply to {_families('flip')} features, "
-                          f"not {config.feature} (flipping a flow field needs its sign changed)")
+    if aug.flip and not family.flip:
+        raise RecipeError(f"recipe {recipe.name}: augment.flip applies to {_families('flip')} features, "
+                          f"not {config.feature}")
+    if aug.flip and family.flip_from_flow and entry.meta.get("kind") == "images":
+        raise RecipeError(f"recipe {recipe.name}: augment.flip on {config.feature} mirrors the raw flow, and "
+                          f"{recipe.data.dataset} holds precomputed maps without one")
+    if aug.rotate and not family.rotate:
+        raise RecipeError(f"recipe {recipe.name}: augment.rotate applies to {_families('rotate')} features, "
+                          f"not {config.feature}" + (" (rotating a flow field would need its vectors rotated "
+                                                     "too; flow features take augment.flip only)" if family.uses_flow else ""))
     if aug.frame_select and not family.frame_select:
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select applies to clip features ({_families('frame_select')}), "
                           f"not {config.feature}")

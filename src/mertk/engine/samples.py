@@ -2,7 +2,10 @@
 
 A clip (or image) may give several samples. SHCNN classifies every flow image of a clip and votes;
 ten-crop evaluation sums the scores of ten crops; augmentations (apex+1 flow, flips, rotations,
-magnification, frame selection) add training-only samples. Magnification and frame selection multiply
+magnification, frame selection) add training-only samples. A flip mirrors an image or clip here
+(:meth:`~mertk.preprocess.features.FeatureFamily.mirror`); a flow family's mirrored copies were built
+at prepare time from the mirrored flow (``x_flip``, ``x_aug_flip``, and ``x_flip`` of every extra
+magnification factor's features), so they are read here. Magnification and frame selection multiply
 (STRCN): every factor of ``augment.magnify`` (besides the clip's own ``features.magnify``) and the clip's
 own factor each give one copy from all frames and one per share of ``augment.frame_select``, i.e.
 ``len(factors) x (1 + len(shares))`` training samples per clip. Folds are built over clips by the
@@ -58,6 +61,13 @@ def geometric_copies(x: np.ndarray, feature: str, flip: bool, rotate: Sequence[f
     return [np.ascontiguousarray(o) for o in out]
 
 
+def _flipped(arrays: Any, key: str, rid: str) -> np.ndarray:
+    """The prepared mirrored copy ``key`` of a record (``augment.flip`` on a ``flip_from_flow`` family)."""
+    if key not in arrays:
+        raise MertkError(f"{rid}: augment.flip needs the prepared mirrored copy {key!r} (PrepareConfig.flip=true)")
+    return np.asarray(arrays[key])
+
+
 def magnify_levels(recipe: Recipe, config: Any) -> list[float]:
     """The extra magnification factors of a run: ``augment.magnify`` without the clips' own factor."""
     return [a for a in dict.fromkeys(float(a) for a in recipe.augment.magnify) if a != config.magnify]
@@ -68,7 +78,10 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
     """Samples of every clip (see the module docstring); ``extra`` maps a magnification factor to
     the features prepared with it (by record id)."""
     aug = recipe.augment
-    per_frame = feature_family(feature).per_frame
+    family = feature_family(feature)
+    per_frame = family.per_frame
+    flow_flip = aug.flip and family.flip_from_flow
+    image_flip = aug.flip and not family.flip_from_flow
     xs: list[np.ndarray] = []
     owner: list[int] = []
     train_only: list[bool] = []
@@ -88,8 +101,13 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
             apex_index = int(arrays.get("apex_index", len(x) - 1))
             for t in range(len(x)):
                 add(x[t], i, False, t == apex_index)
+            for frame in _flipped(arrays, "x_flip", rid) if flow_flip else ():
+                add(frame, i, True)
             for alpha in sorted(extra):
-                for t, frame in enumerate(np.asarray(extra[alpha][rid].arrays["x"])):
+                more = extra[alpha][rid].arrays
+                for frame in np.asarray(more["x"]):
+                    add(frame, i, True)
+                for frame in _flipped(more, "x_flip", rid) if flow_flip else ():
                     add(frame, i, True)
             continue
         if recipe.inference == "ten_crop":
@@ -97,9 +115,13 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
                 add(c, i, False)
             continue
         add(x, i, False, True)
+        if flow_flip:
+            add(_flipped(arrays, "x_flip", rid), i, True)
         if aug.apex_plus_one and "x_aug" in arrays:
             add(np.asarray(arrays["x_aug"]), i, True)
-        for copy in geometric_copies(x, feature, aug.flip, aug.rotate) if (aug.flip or aug.rotate) else ():
+            if flow_flip:
+                add(_flipped(arrays, "x_aug_flip", rid), i, True)
+        for copy in geometric_copies(x, feature, image_flip, aug.rotate) if (image_flip or aug.rotate) else ():
             add(copy, i, True)
         for copy in np.asarray(arrays.get("x_select", ())):
             add(copy, i, True)
@@ -107,6 +129,8 @@ def build_samples(features: list[Any], extra: dict[float, dict[str, Any]], featu
             if rid in extra[alpha]:
                 more = extra[alpha][rid].arrays
                 add(np.asarray(more["x"]), i, True)
+                if flow_flip:
+                    add(_flipped(more, "x_flip", rid), i, True)
                 for copy in np.asarray(more.get("x_select", ())):
                     add(copy, i, True)
     if not xs:

@@ -87,6 +87,10 @@ class PrepareConfig:
             taken after magnification and before temporal normalisation to ``frames``. The subset is
             drawn from a seed of the onset frame's content, ``magnify`` and the share, so it is the same
             on every run.
+        flip: also build the mirrored copy of a flow feature (``uvs``, ``flow_*``, ``hsi_flow``) from
+            the left-right mirrored raw flow with u negated and the mirrored eye mask (``x_flip``, and
+            ``x_aug_flip`` beside ``x_aug``), encoded and normalised as ``x`` is (``augment.flip``, an
+            augmentation). It enters the cache key only when true.
     """
 
     feature: str = "uvs"
@@ -109,6 +113,7 @@ class PrepareConfig:
     flow_size: int = 0
     allow_frame_gaps: int = 0
     frame_select: tuple[float, ...] = ()
+    flip: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self, error=PreprocessError)
@@ -140,6 +145,9 @@ class PrepareConfig:
                                       f"fixed length (frames > 0), not {self.feature} with frames={self.frames}")
             if any(not 0 < s <= 1 for s in self.frame_select):
                 raise PreprocessError(f"frame_select shares must lie in (0, 1], got {list(self.frame_select)}")
+        if self.flip and not self.family.flip_from_flow:
+            names = ", ".join(e.name for e in FEATURES if e.obj.flip_from_flow)
+            raise PreprocessError(f"flip builds mirrored flow features ({names}), not {self.feature}")
 
     @property
     def family(self) -> FeatureFamily:
@@ -152,10 +160,14 @@ class PrepareConfig:
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
+        """Plain values (the cache key's parameters); ``flip`` only when true, so the keys of
+        configurations without it are those of earlier versions."""
         out = dataclasses.asdict(self)
         out["size"] = list(self.size)
         out["flow_params"] = dict(self.flow_params)
         out["frame_select"] = list(self.frame_select)
+        if not self.flip:
+            del out["flip"]
         return out
 
 
@@ -240,7 +252,8 @@ class Features:
     """Prepared arrays of one record and how they were made.
 
     ``arrays["x"]`` is the model input (see the module docstring); ``arrays`` may also hold
-    ``x_aug`` (an augmented copy), ``x_select`` (frame-selection copies, ``frame_select``), ``landmarks`` (68 x 2, crop coordinates), ``box`` (top, left,
+    ``x_aug`` (an augmented copy), ``x_select`` (frame-selection copies, ``frame_select``), ``x_flip`` and
+    ``x_aug_flip`` (mirrored flow copies, ``flip``), ``landmarks`` (68 x 2, crop coordinates), ``box`` (top, left,
     bottom, right in the source frame), ``apex_index`` (position in the clip) and ``apex_source``.
     """
 

@@ -9,7 +9,8 @@ registered name (``mertk.registry.FEATURES``) owns everything the rest of mertk 
   :meth:`FeatureFamily.encode_image`, with the declared :meth:`FeatureFamily.shape` and ``dtype``;
 - its model view: :meth:`FeatureFamily.model_view`;
 - what it supports, as flags the engine tests instead of names: ``flip`` (with
-  :meth:`FeatureFamily.mirror`), ``rotate`` (:meth:`FeatureFamily.rotated`),
+  :meth:`FeatureFamily.mirror`, or ``flip_from_flow``: built at prepare time from the mirrored
+  flow, :func:`mirror_flow`), ``rotate`` (:meth:`FeatureFamily.rotated`),
   ``per_frame`` (one sample per flow frame, ``inference=vote``), ``ten_crop``, ``frame_select``,
   ``magnify``, ``pixel_mask`` (an input mask fitted on training folds), ``uses_flow``;
 - its report panels: ``panels``, ``panels_rgb``, :meth:`FeatureFamily.panel_stack`,
@@ -32,6 +33,7 @@ import numpy as np
 from ...errors import MertkError, PreprocessError
 from ...registry import FEATURES
 from ..crop import resize
+from ..eyemask import eye_mask
 
 #: A per-stage timer: ``timer("flow")`` is a context manager around the flow stage.
 Timer = Callable[[str], ContextManager[Any]]
@@ -61,6 +63,16 @@ def rotate_hwc(image: np.ndarray, angle: float) -> np.ndarray:
     return out.reshape(image.shape)
 
 
+def mirror_flow(flow: np.ndarray) -> np.ndarray:
+    """The flow of the left-right mirrored frames: ``flow[:, ::-1]`` with u negated, v unchanged (float32).
+
+    The optical strain of this field is the mirrored strain of ``flow`` (u_x and v_y keep their sign,
+    u_y + v_x changes sign and is squared)."""
+    out = np.array(flow[:, ::-1], dtype=np.float32)
+    out[..., 0] *= -1
+    return out
+
+
 def select_frames(frames: np.ndarray, share: float, alpha: float) -> np.ndarray:
     """Positions of STRCN's frame selection in a clip: the onset and a random ordered ``share`` of the
     other frames (at least 2 frames in all), seeded by the onset's content, ``alpha`` and ``share``."""
@@ -84,6 +96,10 @@ class FeatureFamily:
         dtype: dtype of ``x``.
         uses_flow: computes optical flow (``flow_size`` resizes the face first; bench times a flow stage).
         flip, rotate: ``augment.flip`` / ``augment.rotate`` apply (:meth:`mirror`, :meth:`rotated`).
+        flip_from_flow: the mirrored copy is not :meth:`mirror` of ``x`` but built at prepare time
+            (``PrepareConfig.flip``) from the mirrored raw flow (:func:`mirror_flow`) and the mirrored eye
+            mask, as ``x_flip`` (and ``x_aug_flip`` beside ``x_aug``): a normalised flow map cannot be
+            mirrored after encoding.
         per_frame: ``x`` holds one model input per flow frame; ``inference=vote`` combines them.
         ten_crop: ``inference=ten_crop`` applies (one grey image).
         frame_select: STRCN's frame selection (``frame_select``) applies.
@@ -101,6 +117,7 @@ class FeatureFamily:
     dtype: Any = np.float32
     uses_flow: bool = True
     flip: bool = False
+    flip_from_flow: bool = False
     rotate: bool = False
     per_frame: bool = False
     ten_crop: bool = False
@@ -163,8 +180,9 @@ class FeatureFamily:
         return as_float(x)
 
     def mirror(self, x: np.ndarray) -> np.ndarray:
-        """``x`` mirrored left-right (``flip`` families)."""
-        raise MertkError(f"feature {self.name!r} has no horizontal flip")
+        """``x`` mirrored left-right (``flip`` families that are not ``flip_from_flow``)."""
+        how = "; its mirrored copy is built from the mirrored flow (x_flip)" if self.flip_from_flow else ""
+        raise MertkError(f"feature {self.name!r} has no horizontal flip of its encoded map{how}")
 
     def rotated(self, x: np.ndarray, angle: float) -> np.ndarray:
         """``x`` rotated by ``angle`` degrees (``rotate`` families)."""
@@ -197,7 +215,10 @@ def register_family(family: FeatureFamily) -> FeatureFamily:
 
 class ApexFlowFamily(FeatureFamily):
     """A ``C x H x W`` float map of the onset->apex flow (and onset->apex+1 as ``x_aug`` with
-    ``apex_plus_one``); subclasses define :meth:`flow_map`. Only onset, apex (and apex+1) are read."""
+    ``apex_plus_one``; with ``flip``, their mirrors as ``x_flip`` and ``x_aug_flip``); subclasses define
+    :meth:`channels`. Only onset, apex (and apex+1) are read."""
+
+    flip = flip_from_flow = True
 
     def needed_frames(self, n_frames: int, apex: int, config: Any) -> list[int] | None:
         return [0, apex] + ([apex + 1] if config.apex_plus_one and apex + 1 < n_frames else [])
@@ -208,9 +229,19 @@ class ApexFlowFamily(FeatureFamily):
     def shape(self, config: Any, n_frames: int) -> tuple[int, ...]:
         return (len(self.panels), *config.size)
 
-    def flow_map(self, flow: np.ndarray, points: np.ndarray, config: Any, timer: Timer = no_timer) -> np.ndarray:
-        """The ``C x H x W`` map of one flow (crop resolution); ``points`` are the crop's landmarks."""
-        raise NotImplementedError(f"{type(self).__name__} must implement flow_map")
+    def flow_map(self, flow: np.ndarray, points: np.ndarray, config: Any, timer: Timer = no_timer,
+                 mirror: bool = False) -> np.ndarray:
+        """The ``C x H x W`` map of one flow (crop resolution); ``points`` are the crop's landmarks.
+        ``mirror``: the map of the mirrored field (:func:`mirror_flow`) under the mirrored eye mask."""
+        with timer("encode"):
+            mask = eye_mask(flow.shape[:2], points, dilate=config.eye_dilate) if config.eye_mask else None
+            if mirror:
+                flow, mask = mirror_flow(flow), None if mask is None else mask[:, ::-1]
+        return self.channels(flow, mask, config, timer)
+
+    def channels(self, flow: np.ndarray, mask: np.ndarray | None, config: Any, timer: Timer = no_timer) -> np.ndarray:
+        """The ``C x H x W`` map of one flow; ``mask`` (``None``: no eye mask) is zeroed in it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement channels")
 
     def encode(self, frames: np.ndarray, grey: np.ndarray | None, points: np.ndarray, apex: int, config: Any,
                timer: Timer = no_timer) -> dict[str, np.ndarray]:
@@ -220,9 +251,11 @@ class ApexFlowFamily(FeatureFamily):
         targets = [apex] + ([apex + 1] if config.apex_plus_one and apex + 1 < len(grey) else [])
         with timer("flow"):
             flows = method.batch([grey[0]] * len(targets), [grey[t] for t in targets])
-        out = {"x": self.flow_map(flows[0], points, config, timer).astype(np.float32)}
-        if len(flows) > 1:
-            out["x_aug"] = self.flow_map(flows[1], points, config, timer).astype(np.float32)
+        out = {}
+        for key, flow in zip(("x", "x_aug"), flows):
+            out[key] = self.flow_map(flow, points, config, timer).astype(np.float32)
+            if config.flip:
+                out[f"{key}_flip"] = self.flow_map(flow, points, config, timer, mirror=True).astype(np.float32)
         return out
 
     def panel_stack(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:

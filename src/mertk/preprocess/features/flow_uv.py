@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..encode import shallow_channels
-from ..eyemask import apply_eye_mask, eye_mask
+from ..eyemask import apply_eye_mask
 from .base import ApexFlowFamily, Timer, no_timer, register_family
 
 
@@ -19,10 +19,10 @@ class FlowUV(ApexFlowFamily):
     size = (28, 28)
     panels = ("u", "v")
 
-    def flow_map(self, flow: np.ndarray, points: np.ndarray, config: Any, timer: Timer = no_timer) -> np.ndarray:
+    def channels(self, flow: np.ndarray, mask: np.ndarray | None, config: Any, timer: Timer = no_timer) -> np.ndarray:
         with timer("encode"):
-            if config.eye_mask:
-                flow = apply_eye_mask(flow, eye_mask(flow.shape[:2], points, dilate=config.eye_dilate))
+            if mask is not None:
+                flow = apply_eye_mask(flow, mask)
             return shallow_channels(flow, "vxvy", size=config.size)
 
 

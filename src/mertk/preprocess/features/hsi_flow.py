@@ -2,6 +2,10 @@
 
 Every flow image is one model sample; ``inference=vote`` combines their predictions. ``apex_index``
 becomes the apex's position among the flow images.
+
+Hue codes the flow's direction, so a mirrored HSI image is not the mirrored pixels: with ``flip``
+the mirrored copies ``x_flip`` are the HSI images of the mirrored, u-negated flows (same intensity
+scale, since mirroring keeps every magnitude), one training sample each.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..encode import hsi_clip
-from .base import FeatureFamily, Timer, no_timer, register_family
+from .base import FeatureFamily, Timer, mirror_flow, no_timer, register_family
 
 
 class HSIFlow(FeatureFamily):
@@ -22,6 +26,7 @@ class HSIFlow(FeatureFamily):
     size = (112, 112)
     dtype = np.uint8
     per_frame = True
+    flip = flip_from_flow = True
     panels = ("HSI-coded flow at the apex",)
     panels_rgb = True
 
@@ -39,8 +44,11 @@ class HSIFlow(FeatureFamily):
         with timer("flow"):
             flows = method.batch([grey[0]] * (len(grey) - 1), list(grey[1:]))
         with timer("encode"):
-            x = hsi_clip(flows, config.size, normalise=config.hsi_normalise)
-        return {"x": x, "apex_index": np.array(apex - 1, dtype=np.int32)}
+            out = {"x": hsi_clip(flows, config.size, normalise=config.hsi_normalise),
+                   "apex_index": np.array(apex - 1, dtype=np.int32)}
+            if config.flip:
+                out["x_flip"] = hsi_clip([mirror_flow(f) for f in flows], config.size, normalise=config.hsi_normalise)
+        return out
 
     def panel_stack(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         x = np.asarray(arrays["x"])

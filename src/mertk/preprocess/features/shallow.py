@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..encode import shallow_channels
-from ..eyemask import apply_eye_mask, eye_mask
+from ..eyemask import apply_eye_mask
 from .base import ApexFlowFamily, Timer, no_timer, register_family
 
 
@@ -29,14 +29,14 @@ class ShallowFlow(ApexFlowFamily):
         self.name, self.kind, self.panels, self.description = name, kind, channels, description
         self.with_magnitude = with_magnitude
 
-    def flow_map(self, flow: np.ndarray, points: np.ndarray, config: Any, timer: Timer = no_timer) -> np.ndarray:
+    def channels(self, flow: np.ndarray, mask: np.ndarray | None, config: Any, timer: Timer = no_timer) -> np.ndarray:
         with timer("encode"):
-            if config.eye_mask:
-                flow = apply_eye_mask(flow, eye_mask(flow.shape[:2], points, dilate=config.eye_dilate))
-            channels = shallow_channels(flow, self.kind, size=config.size)
+            if mask is not None:
+                flow = apply_eye_mask(flow, mask)
+            out = shallow_channels(flow, self.kind, size=config.size)
             if self.with_magnitude:
-                channels = np.concatenate([channels, np.hypot(channels[0], channels[1])[None]], axis=0)
-            return channels
+                out = np.concatenate([out, np.hypot(out[0], out[1])[None]], axis=0)
+            return out
 
 
 register_family(ShallowFlow("flow_vx", "vx", ("Vx",), "1-channel horizontal flow Vx of onset->apex (Belaiche et al.)"))
