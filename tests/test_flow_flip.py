@@ -208,6 +208,10 @@ def test_validation_accepts_flip_for_every_flow_family_and_keeps_rotate_out():
         flipped = load_recipe(name, ["augment.flip=true"])
         validate_recipe(flipped)
         assert prepare_config(flipped, feature_config(flipped)).flip
+    validate_recipe(load_recipe("ststnet-megc2019", ["data.dataset=megc2019-features"]))
+    with pytest.raises(MertkError, match="augment.flip on uvs mirrors the raw flow, and megc2019-features holds "
+                                         "precomputed maps"):
+        validate_recipe(load_recipe("ststnet-megc2019", ["data.dataset=megc2019-features", "augment.flip=true"]))
     with pytest.raises(MertkError, match="augment.rotate applies to clip_rgb and gray_face features, not uvs "
                                          r"\(rotating a flow field"):
         validate_recipe(load_recipe("ststnet-megc2019", ["augment.rotate=[5]"]))
