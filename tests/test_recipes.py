@@ -268,3 +268,14 @@ def test_strcn_mask_is_fitted_on_the_training_clips_only():
     assert train_originals.tolist() == [0]
     assert mask.sum() == round(0.3 * 48) and mask[0:2].all() and not mask[3:].any()
     assert inputs.shape == (4, 3, mask.sum(), 3)
+
+
+def test_exponent_without_a_dot_is_a_number_everywhere():
+    """PyYAML (YAML 1.1) reads ``5e-5`` as text; every float field of a recipe takes it as the number."""
+    from mertk.engine.recipe import train_config
+
+    recipe = load_recipe("laenet-megc2019", ["pretrain.lr=5e-5", "train.lr=2E-4"])
+    assert recipe.pretrain.lr == 5e-5 and isinstance(recipe.pretrain.lr, float)
+    assert train_config(recipe).lr == 2e-4
+    with pytest.raises(RecipeError, match=r"pretrain\.lr must be a number, got 'fast'"):
+        load_recipe("laenet-megc2019", ["pretrain.lr=fast"])

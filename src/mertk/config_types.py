@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -64,6 +65,11 @@ def _kind(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+#: ``5e-5``: PyYAML follows YAML 1.1, whose floats need a dot, so it reads such a value (in a recipe file
+#: or a ``--set``) as text; YAML 1.2 and Python read it as a number, and so does a float field here.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(tp: Any, value: Any) -> Any:
     """``value`` as type ``tp`` (losslessly normalised), or raise :class:`_Mismatch`."""
     origin = typing.get_origin(tp)
@@ -83,6 +89,8 @@ def _coerce(tp: Any, value: Any) -> Any:
             return value if type(value) is int else int(value)
         raise _Mismatch(_kind(tp))
     if tp is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise _Mismatch("a finite number")
