@@ -61,8 +61,8 @@ def test_config_defaults_are_the_ststnet_recipe_and_bad_values_raise():
     assert (c.optimizer, c.lr, c.batch_size, c.epochs, c.loss) == ("adam", 5e-5, 256, 800, "ce")
     with pytest.raises(TrainError, match="train.optimizer 'adamw' is unknown; choose from: adam, sgd, rmsprop"):
         TrainConfig(optimizer="adamw")
-    with pytest.raises(TrainError, match="train.loss 'focal' is unknown"):
-        TrainConfig(loss="focal")
+    with pytest.raises(TrainError, match="train.loss .hinge. is unknown"):
+        TrainConfig(loss="hinge")
     with pytest.raises(TrainError, match="train.batch_size must be >= 1"):
         TrainConfig(batch_size=0)
     with pytest.raises(TrainError, match="train.epochs must be an integer, got .10."):
