@@ -14,15 +14,20 @@ from mertk.engine.train import (
     FoldResult,
     TrainConfig,
     TrainError,
+    balanced_epoch_indices,
     balanced_loss,
     balanced_weights,
+    class_balanced_weights,
     compute_loss,
     epoch_indices,
     evaluate,
+    jitter_factors,
     l2_penalty,
     lr_at,
     make_optimizer,
     make_scheduler,
+    mix_batch,
+    mixed_loss,
     train_folds,
     train_one_epoch,
 )
@@ -61,8 +66,8 @@ def test_config_defaults_are_the_ststnet_recipe_and_bad_values_raise():
     assert (c.optimizer, c.lr, c.batch_size, c.epochs, c.loss) == ("adam", 5e-5, 256, 800, "ce")
     with pytest.raises(TrainError, match="train.optimizer 'adamw' is unknown; choose from: adam, sgd, rmsprop"):
         TrainConfig(optimizer="adamw")
-    with pytest.raises(TrainError, match="train.loss 'focal' is unknown"):
-        TrainConfig(loss="focal")
+    with pytest.raises(TrainError, match="train.loss .hinge. is unknown"):
+        TrainConfig(loss="hinge")
     with pytest.raises(TrainError, match="train.batch_size must be >= 1"):
         TrainConfig(batch_size=0)
     with pytest.raises(TrainError, match="train.epochs must be an integer, got .10."):
@@ -366,3 +371,147 @@ def test_val_loss_selection_without_validation_set_is_an_error():
         TrainConfig(select="best")
     with pytest.raises(TrainError, match="train.test_curve must be true or false"):
         TrainConfig(test_curve="yes")
+
+
+# --------------------------------------------------------------------------- UF1/UAR options: weights, focal,
+# balanced sampling, mixup/CutMix, magnitude jitter
+
+
+def test_new_options_validate_with_one_line_errors():
+    c = TrainConfig()
+    assert (c.class_weights, c.sampler, c.mixup, c.cutmix, c.jitter, c.focal_gamma) == ("none", "uniform", 0, 0, 0, 2)
+    for kwargs, message in (
+        ({"class_weights": "inverse"}, "train.class_weights 'inverse' is unknown; choose from: none, balanced"),
+        ({"sampler": "over"}, "train.sampler 'over' is unknown; choose from: uniform, balanced"),
+        ({"class_weights": "balanced", "loss": "soft"}, "train.class_weights=balanced applies to loss ce or focal"),
+        ({"focal_gamma": -1}, "train.focal_gamma must be >= 0"),
+        ({"mixup": -0.2}, "train.mixup must be >= 0"),
+        ({"mixup": 0.2, "cutmix": 1.0}, "train.mixup and train.cutmix are exclusive"),
+        ({"cutmix": 1.0, "loss": "balanced"}, "train.cutmix needs a loss of labels or targets"),
+        ({"jitter": 1.0}, r"train.jitter must be in \[0, 1\)"),
+    ):
+        with pytest.raises(TrainError, match=message):
+            TrainConfig(**kwargs)
+
+
+def test_class_balanced_weights_on_a_known_imbalance():
+    y = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
+    # n = 10, K = 3: n / (K n_c) = 10/18, 10/9, 10/3
+    torch.testing.assert_close(class_balanced_weights(y, 3), torch.tensor([10 / 18, 10 / 9, 10 / 3]))
+    assert float(class_balanced_weights(y, 3)[y].mean()) == pytest.approx(1.0)
+    # an absent class gets no weight; K counts the present classes only
+    torch.testing.assert_close(class_balanced_weights(torch.tensor([0, 0, 2]), 3), torch.tensor([0.75, 0.0, 1.5]))
+    logits = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
+    w = class_balanced_weights(y, 3)
+    expected = (w[y] * nn.functional.cross_entropy(logits, y, reduction="none")).mean()
+    torch.testing.assert_close(compute_loss(logits, y, "ce", weights=w), expected)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+@pytest.mark.parametrize("option", [{"class_weights": "balanced"}, {"sampler": "balanced"}])
+def test_class_balance_comes_from_the_training_labels_only(option, batched):
+    """Folds whose labels differ only on their test samples train to the same weights."""
+    x, y, folds = toy(3)
+    y = y.clone()
+    y[y == 2] = torch.where(torch.arange(int((y == 2).sum())) % 2 == 0, 2, 0)  # imbalance 0 > 1 > 2
+    fold = folds[0]
+    other = y.clone()
+    other[list(fold.test)] = 2  # only the test labels change
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-2, threads=1, **option)
+    (a,) = train_folds("laenet", KW_NO_DROPOUT, x, y, [fold], cfg, batched=batched, progress=False)
+    (b,) = train_folds("laenet", KW_NO_DROPOUT, x, other, [fold], cfg, batched=batched, progress=False)
+    (plain,) = train_folds("laenet", KW_NO_DROPOUT, x, y, [fold], TrainConfig(epochs=3, batch_size=16, lr=1e-2,
+                           threads=1), batched=batched, progress=False)
+    np.testing.assert_array_equal(a.probs, b.probs)
+    assert not np.allclose(a.probs, plain.probs)  # the option does act on training
+
+
+def test_focal_loss_at_gamma_zero_is_cross_entropy_and_down_weights_confident_samples():
+    logits = torch.randn(2, 8, 3, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (2, 8), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(compute_loss(logits, y, "focal", gamma=0.0), compute_loss(logits, y, "ce"))
+    # a confident, correct sample: p_y = 0.9 -> loss (1 - 0.9)^2 * -log 0.9
+    confident = torch.log(torch.tensor([[0.9, 0.05, 0.05]]))
+    focal = compute_loss(confident, torch.tensor([0]), "focal", gamma=2.0)
+    torch.testing.assert_close(focal, torch.tensor(0.1**2 * -math.log(0.9)))
+    assert float(focal) < 0.02 * float(compute_loss(confident, torch.tensor([0]), "ce"))
+
+
+def test_balanced_sampler_draws_classes_equally_on_a_ten_to_one_imbalance():
+    labels = torch.tensor([0] * 100 + [1] * 10)
+    g = torch.Generator().manual_seed(0)
+    epochs = [balanced_epoch_indices(labels, 16, g) for _ in range(200)]
+    assert all(e.shape == epoch_indices(110, 16, torch.Generator()).shape == (7, 16) for e in epochs)
+    drawn = labels[torch.cat([e.flatten() for e in epochs])]
+    share = float((drawn == 1).float().mean())
+    assert share == pytest.approx(0.5, abs=0.02)  # uniform sampling would give 1/11
+    same = balanced_epoch_indices(labels, 16, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same, epochs[0])
+
+
+def test_mixup_batch_and_its_loss():
+    x = torch.randn(6, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    mixed, lam, perm = mix_batch(x, torch.Generator().manual_seed(3), mixup=0.4)
+    assert 0 < lam < 1 and sorted(perm.tolist()) == list(range(6))
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    again = mix_batch(x, torch.Generator().manual_seed(3), mixup=0.4)
+    assert again[1] == lam and torch.equal(again[2], perm)
+    logits = torch.randn(6, 3, generator=torch.Generator().manual_seed(4))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    ce = nn.functional.cross_entropy
+    expected = lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])
+    torch.testing.assert_close(mixed_loss(logits, y, "ce", lam, perm), expected)
+    soft = lam * nn.functional.one_hot(y, 3).float() + (1 - lam) * nn.functional.one_hot(y[perm], 3).float()
+    torch.testing.assert_close(mixed_loss(logits, y, "ce", lam, perm), compute_loss(logits, soft, "soft"))
+
+
+def test_cutmix_pastes_a_box_and_corrects_lambda_to_its_area():
+    x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 8, 10).clone()  # sample i is the constant i
+    for seed in range(5):
+        mixed, lam, perm = mix_batch(x, torch.Generator().manual_seed(seed), cutmix=1.0)
+        for i in range(4):
+            pasted = mixed[i] != x[i]
+            if perm[i] == i:
+                continue
+            assert torch.equal(mixed[i][pasted], x[perm[i]][pasted])
+            assert float(pasted.float().mean()) == pytest.approx(1 - lam)
+            rows, cols = pasted[0].nonzero().T  # a box: every row of the box has the same columns
+            if len(rows):
+                assert pasted[0][rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()
+
+
+def test_jitter_factors_lie_in_range_and_eval_is_untouched():
+    f = jitter_factors(10_000, 0.2, torch.Generator().manual_seed(0))
+    assert 0.8 <= float(f.min()) < 0.81 and 1.19 < float(f.max()) <= 1.2
+    x, y, folds = toy(3)
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-2, threads=1, jitter=0.3)
+    (result,) = train_folds("laenet", KW_NO_DROPOUT, x, y, folds[:1], cfg, batched=False, progress=False)
+    model = create_model("laenet", **KW_NO_DROPOUT)
+    model.load_state_dict(result.state_dict)
+    np.testing.assert_array_equal(result.probs, evaluate(model, x[list(folds[0].test)], cfg.batch_size))
+    (plain,) = train_folds("laenet", KW_NO_DROPOUT, x, y, folds[:1], TrainConfig(epochs=2, batch_size=16, lr=1e-2,
+                           threads=1), batched=False, progress=False)
+    assert not np.allclose(result.probs, plain.probs)
+
+
+@pytest.mark.parametrize("option", [
+    {"class_weights": "balanced"}, {"loss": "focal", "focal_gamma": 1.5}, {"sampler": "balanced"},
+    {"mixup": 0.4}, {"cutmix": 1.0}, {"jitter": 0.2}, {"loss": "soft", "mixup": 0.4},
+])
+def test_new_options_give_the_same_model_in_both_trainers(option):
+    x, y, folds = toy(3)
+    target = nn.functional.one_hot(y, 3).float() if option.get("loss") == "soft" else y
+    cfg = TrainConfig(epochs=6, batch_size=16, lr=1e-2, threads=1, **option)
+    loop = train_folds("laenet", KW_NO_DROPOUT, x, target, folds, cfg, batched=False, progress=False)
+    stacked = train_folds("laenet", KW_NO_DROPOUT, x, target, folds, cfg, batched=True, progress=False)
+    for a, b in zip(loop, stacked):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-4)
+        np.testing.assert_allclose([h["loss"] for h in a.history], [h["loss"] for h in b.history], rtol=1e-3)
+
+
+def test_mixup_rejects_inputs_that_are_not_images():
+    x = torch.randn(20, 3, 4, 12, 12)
+    y = torch.arange(20) % 3
+    folds = [Fold("a", tuple(range(10)), tuple(range(10, 20)))]
+    with pytest.raises(TrainError, match=r"train.cutmix needs 2-D inputs \(N, C, H, W\), got inputs of shape"):
+        train_folds("laenet", KW, x, y, folds, TrainConfig(epochs=1, cutmix=1.0), progress=False)

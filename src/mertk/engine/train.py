@@ -58,8 +58,10 @@ from ..progress import ProgressBar
 from .protocols import Fold
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
-LOSSES = ("ce", "soft", "balanced")
+LOSSES = ("ce", "soft", "balanced", "focal")
 SELECT = ("last", "val_loss")
+CLASS_WEIGHTS = ("none", "balanced")
+SAMPLERS = ("uniform", "balanced")
 #: Models with fewer learnable parameters than this are fold-batched automatically (on accelerators).
 BATCH_PARAM_LIMIT = 100_000
 #: On a CPU, folds are stacked automatically only while one fold-step's activations stay under this
@@ -96,8 +98,19 @@ class TrainConfig:
             whole training) the learning rate is multiplied by ``lr_step_factor`` (the 3D-CNN halves
             it every 20,000 iterations); 0 = off. It combines with ``lr_decay``.
         lr_step_factor: the step schedule's factor.
-        loss: ``ce`` (cross-entropy), ``soft`` (cross-entropy against target distributions, FERPlus)
-            or ``balanced`` (STRCN eq. 9-10, see :func:`balanced_loss`).
+        loss: ``ce`` (cross-entropy), ``soft`` (cross-entropy against target distributions, FERPlus),
+            ``balanced`` (STRCN eq. 9-10, see :func:`balanced_loss`) or ``focal`` (Lin et al. 2017,
+            ``-(1 - p_y)^focal_gamma log p_y``).
+        focal_gamma: the focal loss's exponent (0 gives cross-entropy).
+        class_weights: ``none``, or ``balanced``: each sample's loss is weighted by ``n / (K n_c)`` of
+            its class in the fold's training set (:func:`class_balanced_weights`); ``ce`` and ``focal``.
+        sampler: ``uniform`` (every training sample once per epoch, :func:`epoch_indices`) or
+            ``balanced`` (samples drawn with replacement, with probability inversely proportional to
+            their class's count in the fold's training set: :func:`balanced_epoch_indices`).
+        mixup: Beta(alpha, alpha) parameter of mixup on 2-D inputs ``(N, C, H, W)``; 0 = off.
+        cutmix: Beta(alpha, alpha) parameter of CutMix on 2-D inputs; 0 = off (not with ``mixup``).
+        jitter: magnitude jitter: every training sample is multiplied by a factor from
+            ``U(1 - jitter, 1 + jitter)`` (for optical-flow features); 0 = off.
         seed: seeds every fold's initialisation, shuffling and dropout (derived per fold name).
         threads: torch CPU threads while training (0 leaves torch's setting alone).
         select: which epoch's weights predict the test fold: ``last`` (fixed epochs), or ``val_loss``
@@ -124,6 +137,12 @@ class TrainConfig:
     select: str = "last"
     val_fraction: float = 0.1
     test_curve: bool = False
+    focal_gamma: float = 2.0
+    class_weights: str = "none"
+    sampler: str = "uniform"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self, error=TrainError, prefix="train.")
@@ -144,6 +163,21 @@ class TrainConfig:
             raise TrainError(f"train.lr must be > 0 and train.lr_decay in (0, 1], got {self.lr}, {self.lr_decay}")
         if not 0 < self.lr_step_factor <= 1:
             raise TrainError(f"train.lr_step_factor must be in (0, 1], got {self.lr_step_factor}")
+        for name, valid in (("class_weights", CLASS_WEIGHTS), ("sampler", SAMPLERS)):
+            if getattr(self, name) not in valid:
+                raise TrainError(f"train.{name} {getattr(self, name)!r} is unknown; choose from: {', '.join(valid)}")
+        if self.class_weights != "none" and self.loss not in ("ce", "focal"):
+            raise TrainError(f"train.class_weights={self.class_weights} applies to loss ce or focal, not {self.loss}")
+        for name in ("focal_gamma", "mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise TrainError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.mixup and self.cutmix:
+            raise TrainError("train.mixup and train.cutmix are exclusive: set one of them to 0")
+        if (self.mixup or self.cutmix) and self.loss == "balanced":
+            raise TrainError(f"train.{'mixup' if self.mixup else 'cutmix'} needs a loss of labels or targets "
+                             "(ce, focal, soft), not balanced (its weights depend on each batch's labels)")
+        if not 0 <= self.jitter < 1:
+            raise TrainError(f"train.jitter must be in [0, 1), got {self.jitter}")
 
 
 @dataclass(frozen=True)
@@ -238,17 +272,90 @@ def balanced_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (balanced_weights(y, logits.shape[-1]) * per_sample).mean(-1)
 
 
-def compute_loss(logits: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+def class_balanced_weights(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class weights ``n / (K * n_c)`` of a training set's labels ``y (n,)``.
+
+    ``n_c`` is the count of class ``c`` and ``K`` the number of classes present, so every present
+    class carries the same total weight and the weights average 1 over the training samples; an
+    absent class gets 0. The trainers compute them from a fold's training samples only.
+    """
+    counts = torch.bincount(y.long().cpu(), minlength=num_classes).to(torch.float32)
+    present = (counts > 0).sum().to(torch.float32)
+    return torch.where(counts > 0, len(y) / (present * counts.clamp_min(1)), torch.zeros(()))
+
+
+def compute_loss(logits: torch.Tensor, y: torch.Tensor, kind: str, *, weights: torch.Tensor | None = None,
+                 gamma: float = 2.0) -> torch.Tensor:
     """Mean loss over the batch axis: ``logits (..., N, C)``; ``y (..., N)`` labels or ``(..., N, C)`` targets.
 
     ``soft`` takes target distributions (FERPlus votes) and equals ``ce`` on one-hot targets.
+    ``focal`` is ``-(1 - p_y)^gamma log p_y`` (``ce`` at ``gamma = 0``). ``weights (..., C)`` (``ce``
+    and ``focal``) multiply each sample's loss by its class's weight before the batch mean.
     """
     if kind == "balanced":
         return balanced_loss(logits, y)
     logp = F.log_softmax(logits, -1)
     if kind == "soft":
         return -(y * logp).sum(-1).mean(-1)
-    return -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+    per_sample = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+    if kind == "focal":
+        per_sample = per_sample * (1 - (-per_sample).exp()).pow(gamma)
+    if weights is not None:
+        per_sample = per_sample * weights.gather(-1, y)
+    return per_sample.mean(-1)
+
+
+def mixed_loss(logits: torch.Tensor, y: torch.Tensor, kind: str, lam: float | torch.Tensor, perm: torch.Tensor,
+               **kwargs: Any) -> torch.Tensor:
+    """The loss of a mixed batch: ``lam * loss(y) + (1 - lam) * loss(y[perm])``.
+
+    Every loss of :func:`compute_loss` but ``balanced`` is linear in the target distribution, so this
+    is the ``soft`` loss against the mixed targets ``lam * y + (1 - lam) * y[perm]`` (with the class
+    weights and the focal factor where set). ``lam`` is a number or ``(...)``, ``perm`` ``(..., N)``;
+    ``kwargs`` go to :func:`compute_loss`.
+    """
+    if y.is_floating_point():
+        other = y.gather(-2, perm.unsqueeze(-1).expand_as(y))
+    else:
+        other = y.gather(-1, perm)
+    return lam * compute_loss(logits, y, kind, **kwargs) + (1 - lam) * compute_loss(logits, other, kind, **kwargs)
+
+
+def mix_batch(xb: torch.Tensor, generator: torch.Generator, *, mixup: float = 0.0,
+              cutmix: float = 0.0) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """Mixup or CutMix of a batch ``(b, C, H, W)``; returns (mixed batch, lam, perm).
+
+    A permutation ``perm`` of the batch and ``lam ~ Beta(alpha, alpha)`` are drawn from ``generator``.
+    Mixup returns ``lam * x + (1 - lam) * x[perm]``. CutMix pastes a box of ``x[perm]`` into ``x``: its
+    sides are ``sqrt(1 - lam)`` of the input's, its centre uniform, the box clipped to the input, and
+    ``lam`` is then corrected to the share of the input left unpasted.
+    """
+    alpha = mixup or cutmix
+    perm = torch.randperm(len(xb), generator=generator)
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+    lam = float(rng.beta(alpha, alpha))
+    other = xb[perm.to(xb.device)]
+    if mixup:
+        return lam * xb + (1 - lam) * other, lam, perm
+    h, w = xb.shape[-2:]
+    cut = math.sqrt(1 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch - ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw - cw // 2, w)
+    out = xb.clone()
+    out[..., y0:y1, x0:x1] = other[..., y0:y1, x0:x1]
+    return out, 1 - (y1 - y0) * (x1 - x0) / (h * w), perm
+
+
+def jitter_factors(b: int, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """``b`` magnitude-jitter factors drawn from ``U(1 - strength, 1 + strength)`` with ``generator``.
+
+    Multiplying a flow sample by a factor scales its motion magnitudes; strain channels, computed
+    from the flow's spatial derivatives, scale linearly with it, so one factor per sample keeps
+    [u, v, strain] consistent. On non-flow inputs (grey images) it is a contrast change.
+    """
+    return 1 - strength + 2 * strength * torch.rand(b, generator=generator)
 
 
 def l2_penalty(params: Iterable[torch.Tensor], *, stacked: bool = False) -> torch.Tensor:
@@ -273,6 +380,43 @@ def epoch_indices(n: int, batch_size: int, generator: torch.Generator) -> torch.
     return order.view(steps, b)
 
 
+def balanced_epoch_indices(labels: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One class-balanced epoch as ``(steps, b)`` positions into ``range(len(labels))``.
+
+    As many steps of as many samples as :func:`epoch_indices`, drawn with replacement, each sample
+    with probability proportional to ``1 / n_c`` of its class ``c`` in ``labels`` (the fold's
+    training labels), so every present class is drawn equally often in expectation.
+    """
+    n = len(labels)
+    b = min(batch_size, n)
+    steps = math.ceil(n / b)
+    labels = labels.long().cpu()
+    p = 1.0 / torch.bincount(labels)[labels].to(torch.float64)
+    return torch.multinomial(p, steps * b, replacement=True, generator=generator).view(steps, b)
+
+
+def _draw_epoch(y_train: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's positions into a fold's training samples, whose labels or targets are ``y_train``."""
+    if config.sampler == "balanced":
+        return balanced_epoch_indices(_targets(y_train), config.batch_size, generator)
+    return epoch_indices(len(y_train), config.batch_size, generator)
+
+
+def _fold_weights(y_train: torch.Tensor, config: TrainConfig, model: nn.Module) -> torch.Tensor | None:
+    if config.class_weights == "none":
+        return None
+    return class_balanced_weights(y_train, model.num_classes).to(y_train.device)
+
+
+def _objective(logits: torch.Tensor, yb: torch.Tensor, config: TrainConfig, weights: torch.Tensor | None,
+               mix: tuple[Any, torch.Tensor] | None) -> torch.Tensor:
+    """The batch loss of the config (mixed targets when the batch was mixed), without the L2 term."""
+    kwargs = {"weights": weights, "gamma": config.focal_gamma}
+    if mix is None:
+        return compute_loss(logits, yb, config.loss, **kwargs)
+    return mixed_loss(logits, yb, config.loss, mix[0], mix[1].to(yb.device), **kwargs)
+
+
 def _targets(y: torch.Tensor) -> torch.Tensor:
     return y.argmax(-1) if y.is_floating_point() else y
 
@@ -289,22 +433,40 @@ def _batch(x: torch.Tensor, idx: torch.Tensor, augment: Augment | None, generato
     return xb if xb.is_floating_point() else xb.float()
 
 
+def _draws_per_batch(config: TrainConfig) -> bool:
+    return bool(config.jitter or config.mixup or config.cutmix)
+
+
+def _train_batch(x: torch.Tensor, idx: torch.Tensor, augment: Augment | None, generator: torch.Generator,
+                 config: TrainConfig) -> tuple[torch.Tensor, tuple[float, torch.Tensor] | None]:
+    """A training batch: gathered, augmented, jittered, then mixed; returns it and (lam, perm) or None."""
+    xb = _batch(x, idx, augment, generator)
+    if config.jitter:
+        factors = jitter_factors(len(xb), config.jitter, generator).to(xb.device, xb.dtype)
+        xb = xb * factors.view(-1, *[1] * (xb.dim() - 1))
+    if not (config.mixup or config.cutmix):
+        return xb, None
+    xb, lam, perm = mix_batch(xb, generator, mixup=config.mixup, cutmix=config.cutmix)
+    return xb, (lam, perm)
+
+
 def _epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None,
            optimizer: torch.optim.Optimizer, config: TrainConfig, generator: torch.Generator,
            augment: Augment | None, scheduler: Any = None) -> tuple[float, float]:
     """One epoch over ``x[index]`` (all of ``x`` when ``index`` is None); returns (mean loss, accuracy)."""
     model.train()
-    n = len(x) if index is None else len(index)
-    batches = epoch_indices(n, config.batch_size, generator)
+    y_train = y if index is None else y[index.to(y.device)]
+    batches = _draw_epoch(y_train, config, generator)
+    weights = _fold_weights(y_train, config, model)
     if index is not None:
         batches = index[batches]
     total = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device)
     for idx in batches:
-        xb = _batch(x, idx, augment, generator)
+        xb, mix = _train_batch(x, idx, augment, generator, config)
         yb = y[idx.to(y.device)]
         logits = model(xb)
-        loss = compute_loss(logits, yb, config.loss)
+        loss = _objective(logits, yb, config, weights, mix)
         if config.l2:
             loss = loss + config.l2 * l2_penalty(model.parameters())
         optimizer.zero_grad(set_to_none=True)
@@ -458,6 +620,9 @@ def _check_inputs(x: torch.Tensor, y: torch.Tensor, folds: Sequence[Fold], confi
     """Validate and return ``y`` in the form the loss takes."""
     if len(x) != len(y):
         raise TrainError(f"x has {len(x)} samples but y has {len(y)}")
+    if (config.mixup or config.cutmix) and x.dim() != 4:
+        raise TrainError(f"train.{'mixup' if config.mixup else 'cutmix'} needs 2-D inputs (N, C, H, W), "
+                         f"got inputs of shape {tuple(x.shape)}")
     names = [f.name for f in folds]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -702,20 +867,28 @@ def _train_chunk(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.
     best_loss = [math.inf] * len(chunk)
     best_epoch = [config.epochs] * len(chunk)
     best_state: dict[str, torch.Tensor] | None = None
+    weights = None
+    if config.class_weights != "none":
+        weights = torch.stack([_fold_weights(y[t.to(y.device)], config, stack.base) for t in trains])
     for epoch in range(config.epochs):
         lr = optimizer.param_groups[0]["lr"]
-        batches = torch.stack([t[epoch_indices(len(t), config.batch_size, g)] for t, g in zip(trains, generators)])
+        batches = torch.stack([t[_draw_epoch(y[t.to(y.device)], config, g)] for t, g in zip(trains, generators)])
         total = torch.zeros(len(chunk), device=x.device)
         correct = torch.zeros(len(chunk), device=x.device)
         for step in range(batches.shape[1]):
             idx = batches[:, step]
-            if augment is None:
+            mix = None
+            if augment is None and not _draws_per_batch(config):
                 xb = _batch(x, idx, None, generators[0])
             else:
-                xb = torch.stack([_batch(x, i, augment, g) for i, g in zip(idx, generators)])
+                parts = [_train_batch(x, i, augment, g, config) for i, g in zip(idx, generators)]
+                xb = torch.stack([p[0] for p in parts])
+                if parts[0][1] is not None:
+                    mix = (torch.tensor([p[1][0] for p in parts], device=x.device),
+                           torch.stack([p[1][1] for p in parts]))
             yb = y[idx.to(y.device)]
             logits = stack(xb, train=True)
-            loss = compute_loss(logits, yb, config.loss)
+            loss = _objective(logits, yb, config, weights, mix)
             if config.l2:
                 loss = loss + config.l2 * l2_penalty(stack.params.values(), stacked=True)
             optimizer.zero_grad(set_to_none=True)
