@@ -94,6 +94,15 @@ def test_set_overrides_parse_yaml_values():
     assert validate_recipe(on_features)["classes"] == ["negative", "positive", "surprise"]
 
 
+@pytest.mark.parametrize("feature", ["flow_vx", "flow_mag", "flow_vy"])
+def test_one_model_key_switches_the_shallow_input(feature):
+    recipe = load_recipe("shallow-megc2018", [f"model.kwargs.feature={feature}"])
+    assert feature_config(recipe, 5).feature == feature
+    clash = load_recipe("shallow-megc2018", ["model.kwargs.feature=flow_vx", "features.feature=flow_mag"])
+    with pytest.raises(RecipeError, match="features.feature='flow_mag' but model shallow_1conv_single takes 'flow_vx'"):
+        feature_config(clash, 5)
+
+
 @pytest.mark.parametrize("item, message", [
     ("trian.epochs=5", "unknown key 'trian'; valid keys: name, data, model"),
     ("data.datset=casme2", "unknown key data.'datset'; valid keys: dataset, root, label_map, loader"),

@@ -346,7 +346,7 @@ def feature_config(recipe: Recipe, num_classes: int | None = None):
     derived = feature_family(spec.feature).spec_config(spec.shape)
     overrides = {**derived, **{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.features.items()}}
     try:
-        config = config_for_model(recipe.model.name, **overrides)
+        config = config_for_model(recipe.model.name, input_spec=spec, **overrides)
     except PreprocessError as exc:
         raise RecipeError(f"recipe {recipe.name}: features: {exc}") from None
     if config.feature != spec.feature:

@@ -171,9 +171,12 @@ class PrepareConfig:
         return out
 
 
-def config_for_model(model: str, **overrides: Any) -> PrepareConfig:
+def config_for_model(model: str, input_spec: Any = None, **overrides: Any) -> PrepareConfig:
     """The pipeline configuration a registered model needs: its feature family's defaults, the size of
     its declared input spec, the model's own ``default_cfg`` (its registration), then ``overrides``.
+
+    ``input_spec`` is the spec of the model as built with a recipe's kwargs (e.g. a shallow net built
+    with ``feature="flow_vx"``); the registered spec when omitted.
 
     Raises:
         PreprocessError: the model declares a feature that is not a registered family (the message
@@ -183,7 +186,7 @@ def config_for_model(model: str, **overrides: Any) -> PrepareConfig:
     from ..registry import MODELS
 
     entry = MODELS.entry(model)
-    spec = entry.meta["input_spec"]
+    spec = input_spec or entry.meta["input_spec"]
     if spec.feature not in FEATURES:
         raise PreprocessError(f"model {model} takes feature {spec.feature!r}, which is not a registered feature "
                               f"family; choose from: {', '.join(FEATURES.names())}")
