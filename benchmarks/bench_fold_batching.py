@@ -34,7 +34,8 @@ import torch
 
 from mertk.engine.metrics import megc_metrics
 from mertk.engine.protocols import loso
-from mertk.engine.train import FoldResult, TrainConfig, train_folds
+from mertk.engine.train import FoldResult, train_folds
+from mertk.engine.trainconfig import TrainConfig
 
 MEGC_CLASSES = ("negative", "positive", "surprise")
 MEGC_COUNTS = (250, 109, 83)

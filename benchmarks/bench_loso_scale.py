@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_fold_batching import random_features  # noqa: E402
 
 from mertk.engine.protocols import loso  # noqa: E402
-from mertk.engine.train import TrainConfig, train_folds  # noqa: E402
+from mertk.engine.train import train_folds  # noqa: E402
+from mertk.engine.trainconfig import TrainConfig  # noqa: E402
 
 FULL_FOLDS, FULL_EPOCHS = 68, 800
 

@@ -35,7 +35,9 @@ import numpy as np
 import torch
 
 from mertk.engine.protocols import Fold
-from mertk.engine.train import TrainConfig, _seed, compute_loss, epoch_indices, make_optimizer, train_folds
+from mertk.engine.losses import compute_loss, epoch_indices
+from mertk.engine.train import _seed, make_optimizer, train_folds
+from mertk.engine.trainconfig import TrainConfig
 from mertk.models import create_model
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mertk.engine.train import TrainConfig, make_optimizer, train_one_epoch
+from mertk.engine.train import make_optimizer, train_one_epoch
+from mertk.engine.trainconfig import TrainConfig
 from mertk.errors import MertkError
 from mertk.explain import (
     ExplainError,

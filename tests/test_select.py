@@ -15,7 +15,7 @@ from mertk.engine.run import run_recipe
 from mertk.engine.rundir import load_folds
 from mertk.engine.samples import Samples
 from mertk.engine.select import parse_select_grid, select_for_fold
-from mertk.engine.train import TrainConfig
+from mertk.engine.trainconfig import TrainConfig
 from mertk.errors import MertkError
 
 CLASSES = ("negative", "positive", "surprise")

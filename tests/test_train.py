@@ -10,27 +10,28 @@ import torch
 from torch import nn
 
 from mertk.engine.protocols import Fold
-from mertk.engine.train import (
-    FoldResult,
-    TrainConfig,
-    TrainError,
+from mertk.engine.losses import (
     balanced_epoch_indices,
     balanced_loss,
     balanced_weights,
     class_balanced_weights,
     compute_loss,
     epoch_indices,
-    evaluate,
     jitter_factors,
     l2_penalty,
+    mix_batch,
+    mixed_loss,
+)
+from mertk.engine.train import (
+    FoldResult,
+    evaluate,
     lr_at,
     make_optimizer,
     make_scheduler,
-    mix_batch,
-    mixed_loss,
     train_folds,
     train_one_epoch,
 )
+from mertk.engine.trainconfig import TrainConfig, TrainError
 from mertk.models import create_model
 
 # LAENet (BatchNorm + dropout) on small 12x12 inputs keeps every test fast.

@@ -1,7 +1,7 @@
 """Check configuration values against their dataclass's type annotations (and optional ranges).
 
 Every configuration dataclass (:class:`~mertk.preprocess.pipeline.PrepareConfig`,
-:class:`~mertk.engine.train.TrainConfig`, the recipe sections) calls :func:`check_fields` in its
+:class:`~mertk.engine.trainconfig.TrainConfig`, the recipe sections) calls :func:`check_fields` in its
 ``__post_init__``, so a value from ``--set`` or from a YAML file that has the wrong type is refused
 with a message naming the key, and a field added later is checked without more code::
 

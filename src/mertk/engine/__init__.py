@@ -1,4 +1,9 @@
-"""The experiment engine: evaluation protocols, training, metrics, recipes and run directories."""
+"""The experiment engine: evaluation protocols, training, metrics, recipes and run directories.
+
+Importing the package does not load torch: the trainer's names (:class:`~mertk.engine.train.FoldResult`,
+:func:`~mertk.engine.train.evaluate`, :func:`~mertk.engine.train.train_folds`,
+:func:`~mertk.engine.train.train_one_epoch`) are loaded from :mod:`mertk.engine.train` on first use.
+"""
 
 from .metrics import (
     MetricsError,
@@ -19,4 +24,14 @@ from .protocols import (
     official_splits,
 )
 from .recipe import Recipe, RecipeError, list_recipes, load_recipe  # importing registers the shipped recipes
-from .train import FoldResult, TrainConfig, TrainError, evaluate, train_folds, train_one_epoch
+from .trainconfig import TrainConfig, TrainError
+
+_TRAINER = ("FoldResult", "evaluate", "train_folds", "train_one_epoch")
+
+
+def __getattr__(name: str):
+    if name in _TRAINER:
+        from . import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

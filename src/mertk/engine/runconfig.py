@@ -19,6 +19,7 @@ import yaml
 
 from ..errors import DataError
 from .recipe import Recipe, RecipeError, recipe_from_dict
+from .trainconfig import TrainConfig
 
 CONFIG_FILE = "config.yaml"
 # where the run ran: written to config.yaml beside the configuration, not part of it
@@ -49,7 +50,7 @@ class RunConfig:
         recipe: the recipe as run (overrides applied).
         data_root: the dataset's folder.
         features: the :class:`~mertk.preprocess.pipeline.PrepareConfig` of the clips.
-        train: the :class:`~mertk.engine.train.TrainConfig`.
+        train: the :class:`~mertk.engine.trainconfig.TrainConfig`.
         classes: the class names, in label-index order.
         label_map: the registered label map.
         pipeline_version: features made by another pipeline version never resume a run.
@@ -60,7 +61,7 @@ class RunConfig:
     recipe: Recipe
     data_root: str
     features: Any
-    train: Any
+    train: TrainConfig
     classes: tuple[str, ...]
     label_map: str
     pipeline_version: str
@@ -86,8 +87,6 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "run configuration") -> "RunConfig":
         """The inverse of :meth:`to_dict`; ``cache_dir`` and ``run_dir`` (written beside it) are ignored."""
-        from .train import TrainConfig
-
         fields = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(raw) - set(fields) - set(LOCATION_KEYS))
         if unknown:

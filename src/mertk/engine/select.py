@@ -25,12 +25,11 @@ import yaml
 
 from ..errors import MertkError
 from .grid import combinations, parse_grid
+from .trainconfig import TrainConfig
 
 
 def parse_select_grid(grid: Sequence[str]) -> list[dict[str, Any]]:
     """The combinations of a ``train.*`` grid as TrainConfig field values (YAML-parsed)."""
-    from .train import TrainConfig
-
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     parsed = parse_grid(grid)
     for key, _ in parsed:
