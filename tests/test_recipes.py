@@ -44,11 +44,11 @@ def test_every_recipe_loads_and_validates(name):
 def test_recipe_details_follow_the_papers():
     laenet = load_recipe("laenet-megc2019")
     assert laenet.pretrain.dataset == "ckplus" and laenet.features["eye_mask"] is True
-    assert (laenet.train["optimizer"], laenet.train["lr"], laenet.train["batch_size"]) == ("adam", 5e-5, 256)
+    assert (laenet.train.optimizer, laenet.train.lr, laenet.train.batch_size) == ("adam", 5e-5, 256)
     fer = load_recipe("shcnn-ferplus")
-    assert (fer.train["loss"], fer.train["l2"], fer.train["batch_size"], fer.inference) == ("soft", 3e-4, 100, "ten_crop")
+    assert (fer.train.loss, fer.train.l2, fer.train.batch_size, fer.inference) == ("soft", 3e-4, 100, "ten_crop")
     strcn = load_recipe("strcn-a-casme2")
-    assert (strcn.train["loss"], strcn.train["lr_decay"], strcn.train["batch_size"]) == ("balanced", 0.8, 20)
+    assert (strcn.train.loss, strcn.train.lr_decay, strcn.train.batch_size) == ("balanced", 0.8, 20)
     assert validate_recipe(strcn)["classes"] == ["positive", "negative", "surprise", "other"]
     assert load_recipe("c3d-casme").augment.rotate == (-10.0, -5.0, 5.0, 10.0)
     assert validate_recipe(load_recipe("shcnn-samm"))["classes"] == ["positive", "negative", "surprise"]
@@ -85,7 +85,7 @@ def test_pretraining_config_takes_pretrain_eye_mask(synth_root, monkeypatch):
 def test_set_overrides_parse_yaml_values():
     recipe = load_recipe("laenet-megc2019", ["train.epochs=5", "features.eye_mask=false", "pretrain=null",
                                               "augment.rotate=[5, -5]", "protocol=lovo", "seed=3"])
-    assert recipe.train["epochs"] == 5 and recipe.features["eye_mask"] is False
+    assert recipe.train.epochs == 5 and recipe.features["eye_mask"] is False
     assert recipe.pretrain.dataset is None and recipe.augment.rotate == (5.0, -5.0)
     assert recipe.protocol == "lovo" and recipe.seed == 3
     deeper = load_recipe("resnet-megc2018", ["model.name=resnet18_reduced_7", "model.kwargs.input_size=64"])
@@ -110,6 +110,9 @@ def test_one_model_key_switches_the_shallow_input(feature):
     ("train.epochs", "expected KEY=VALUE"),
     ("protocol=kfold", "unknown protocol 'kfold'; choose from: loso, lovo, leave_one_video_out, official"),
     ("data.dataset.x=1", "data.dataset takes a value, not sub-keys"),
+    ("train.epoch=5", "unknown key train.'epoch'; valid keys: epochs, batch_size, optimizer"),
+    ("train.lr=fast", "ststnet-megc2019.yaml: train.lr must be a number, got 'fast'"),
+    ("train.loss=hinge", "train.loss 'hinge' is unknown; choose from: ce, soft, balanced, focal"),
 ])
 def test_set_errors_name_the_valid_keys(item, message):
     with pytest.raises(RecipeError) as info:
@@ -119,7 +122,6 @@ def test_set_errors_name_the_valid_keys(item, message):
 
 
 @pytest.mark.parametrize("item, message", [
-    ("train.epoch=5", "unknown key train.'epoch'; valid keys: epochs, batch_size, optimizer"),
     ("features.eyemask=true", "unknown key features.'eyemask'; valid keys:"),
     ("features.feature=hsi_flow", "features.feature='hsi_flow' but model ststnet takes 'uvs'"),
     ("augment.rotate=[5]", "augment.rotate applies to clip_rgb and gray_face features, not uvs (rotating a flow field"),
@@ -140,6 +142,28 @@ def test_classical_recipe_rejects_training_settings(item, message):
     assert validate_recipe(load_recipe("lbptop-casme2"))["kind"] == "classical"
     with pytest.raises(MertkError, match=message):
         validate_recipe(load_recipe("lbptop-casme2", [item]))
+
+
+def test_train_settings_round_trip_through_to_dict_and_set():
+    """to_dict writes only the train settings the recipe makes; the trainer's seed follows ``seed`` unless set."""
+    from mertk.engine.recipe import apply_set, recipe_from_dict, train_settings
+
+    recipe = load_recipe("strcn-a-casme2", ["train.epochs=7"])
+    assert recipe.train.seed == recipe.seed == 0
+    written = recipe.to_dict()["train"]
+    assert written == train_settings(recipe) and written["epochs"] == 7 and "seed" not in written
+    assert "momentum" not in written  # TrainConfig's default, whether or not the YAML spells it out
+    assert recipe_from_dict(recipe.to_dict()) == recipe
+    moved = recipe_from_dict(apply_set(recipe.to_dict(), ["seed=3"]))
+    assert moved.seed == moved.train.seed == 3 and moved.train.epochs == 7
+    pinned = load_recipe("strcn-a-casme2", ["seed=3", "train.seed=0"])
+    assert (pinned.seed, pinned.train.seed) == (3, 0) and pinned.to_dict()["train"]["seed"] == 0
+    again = recipe_from_dict(pinned.to_dict())
+    assert again == pinned and train_config(again).seed == 0
+    assert recipe_from_dict(apply_set(pinned.to_dict(), ["seed=5"])).train.seed == 0
+    assert train_config(pinned, {"epochs": 2}).epochs == 2 and pinned.train.epochs != 2
+    with pytest.raises(RecipeError, match=r"recipe strcn-a-casme2: unknown key train.'epoch'; valid keys: epochs"):
+        train_config(pinned, {"epoch": 2})
 
 
 def test_lbptop_recipes_search_on_inner_folds():

@@ -11,8 +11,9 @@ The shipped recipes live in ``mertk/engine/recipes/*.yaml`` and are registered i
 ``overrides`` are ``section.key=value`` strings whose values are parsed as YAML. An unknown key is a
 one-line :class:`~mertk.errors.MertkError` listing the valid keys at that level.
 
-A loaded recipe is checked against the registries, the pipeline and the trainer by
-:func:`validate_recipe` and resolved into the run's configurations: :func:`feature_config` (the
+Loading builds the trainer's settings (``train``, a :class:`~mertk.engine.trainconfig.TrainConfig`),
+so a bad ``train`` key or value fails there. A loaded recipe is checked against the registries and the
+pipeline by :func:`validate_recipe` and resolved into the run's configurations: :func:`feature_config` (the
 pipeline), :func:`train_config` (the trainer), :func:`prepare_config` and :func:`pretrain_config`, and
 :func:`resolve_root` (the dataset folder under ``--data``; defaults :func:`default_data_dir` and
 :func:`default_cache_dir`).
@@ -33,6 +34,7 @@ from ..config_types import check_value
 from ..errors import MertkError
 from ..registry import RECIPES
 from .inputs import model_input_spec
+from .trainconfig import TrainConfig
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 PROTOCOLS = ("loso", "lovo", "leave_one_video_out", "official", "leave_one_dataset_out")
@@ -121,7 +123,11 @@ class AugmentSpec:
 
 @dataclass(frozen=True)
 class Recipe:
-    """One experiment (see the module docstring and ``docs/recipes.md``)."""
+    """One experiment (see the module docstring and ``docs/recipes.md``).
+
+    ``train`` is the trainer's :class:`~mertk.engine.trainconfig.TrainConfig`; :func:`recipe_from_dict`
+    gives it the recipe's ``seed`` unless the recipe sets ``train.seed``.
+    """
 
     name: str
     data: DataSpec
@@ -131,7 +137,7 @@ class Recipe:
     features: Mapping[str, Any] = field(default_factory=dict)
     protocol: str = "loso"
     protocol_options: Mapping[str, Any] = field(default_factory=dict)
-    train: Mapping[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     inference: str = "none"
@@ -140,12 +146,14 @@ class Recipe:
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (lists, dicts, scalars) as written to ``config.yaml``."""
-        return _plain(dataclasses.asdict(self))
+        """Plain data (lists, dicts, scalars) as written to ``config.yaml``; ``train`` holds only the
+        settings of :func:`train_settings`, so ``--set seed=N`` on this form still moves the trainer's seed."""
+        return _plain({**dataclasses.asdict(self), "train": train_settings(self)})
 
 
 _SECTIONS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "pretrain": PretrainSpec, "augment": AugmentSpec}
-# sections whose keys are checked against another module's fields when the recipe is validated
+# sections whose keys are checked against another module's fields (train: when the recipe is built,
+# the others when it is validated)
 _FREE_SECTIONS = ("features", "train", "protocol_options")
 _FREE_SUBKEYS = {("data", "loader"), ("model", "kwargs")}
 
@@ -204,6 +212,7 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
             values[key] = dict(value)
         else:
             values[key] = check_value(Recipe, key, value, error=RecipeError, prefix=f"{source}: ")
+    values["train"] = _train_from(values.get("train", {}), values.get("seed", 0), source)
     recipe = Recipe(**values)
     if recipe.protocol not in PROTOCOLS:
         raise RecipeError(f"{source}: unknown protocol {recipe.protocol!r}; choose from: {', '.join(PROTOCOLS)}")
@@ -221,13 +230,23 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
     return recipe
 
 
+def _train_from(given: Mapping[str, Any], seed: int, source: str) -> TrainConfig:
+    """The recipe's :class:`TrainConfig` from its ``train`` section; ``seed`` unless it sets ``train.seed``."""
+    _check_keys(given, _fields(TrainConfig), "train.", source)
+    try:
+        return TrainConfig(**{"seed": seed, **given})
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+
+
 def apply_set(raw: dict[str, Any], assignments: Sequence[str], *, source: str = "--set") -> dict[str, Any]:
     """Apply ``section.key=value`` strings to a parsed recipe (a copy is returned).
 
     Values are parsed as YAML (``features.eye_mask=false``, ``augment.rotate=[5,-5]``). Keys are
     checked against the schema at each level; ``features``, ``train``, ``protocol_options``,
-    ``data.loader`` and ``model.kwargs`` take any key here and are checked when the recipe is
-    validated against the pipeline, trainer and protocol.
+    ``data.loader`` and ``model.kwargs`` take any key here: ``train`` keys are checked when the recipe
+    is built (:func:`recipe_from_dict`), the others when it is validated against the pipeline,
+    model and protocol.
     """
     out = copy.deepcopy(dict(raw))
     for item in assignments:
@@ -355,19 +374,23 @@ def feature_config(recipe: Recipe, num_classes: int | None = None):
     return config
 
 
-def train_config(recipe: Recipe, overrides: dict[str, Any] | None = None):
-    """The recipe's :class:`~mertk.engine.train.TrainConfig` (``seed`` defaults to the recipe's)."""
-    from .train import TrainConfig
-
-    fields = [f.name for f in dataclasses.fields(TrainConfig)]
-    values = {"seed": recipe.seed, **recipe.train, **(overrides or {})}
-    unknown = [k for k in values if k not in fields]
-    if unknown:
-        raise RecipeError(f"recipe {recipe.name}: unknown key train.{unknown[0]!r}; valid keys: {', '.join(fields)}")
+def train_config(recipe: Recipe, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The recipe's :class:`~mertk.engine.trainconfig.TrainConfig` with ``overrides`` (field values) applied."""
+    overrides = overrides or {}
+    source = f"recipe {recipe.name}"
+    _check_keys(overrides, _fields(TrainConfig), "train.", source)
     try:
-        return TrainConfig(**values)
+        return dataclasses.replace(recipe.train, **overrides)
     except (TypeError, ValueError) as exc:
-        raise RecipeError(f"recipe {recipe.name}: train: {exc}") from None
+        raise RecipeError(f"{source}: {exc}") from None
+
+
+def train_settings(recipe: Recipe) -> dict[str, Any]:
+    """The training settings the recipe sets: the fields of ``recipe.train`` that differ from
+    :class:`~mertk.engine.trainconfig.TrainConfig`'s defaults, whose ``seed`` is the recipe's ``seed``."""
+    defaults = TrainConfig(seed=recipe.seed)
+    return {f.name: getattr(recipe.train, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(recipe.train, f.name) != getattr(defaults, f.name)}
 
 
 def prepare_config(recipe: Recipe, config: Any) -> Any:
@@ -434,9 +457,8 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         raise RecipeError(f"recipe {recipe.name}: model.kwargs.num_classes={n_classes} but label map {name} has "
                           f"{len(label_map.classes)} classes")
     config = feature_config(recipe, len(label_map.classes))
-    train_config(recipe)
     if MODELS.entry(recipe.model.name).meta["kind"] == "classical":
-        if recipe.train or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)():
+        if train_settings(recipe) or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)():
             raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} is fitted, not trained: it takes no "
                               "train, pretrain or augment settings (its hyper-parameters: model.kwargs.search)")
         if recipe.final_model or recipe.inference != "none":

@@ -327,7 +327,7 @@ def recipe_overrides(recipe: Mapping[str, Any]) -> tuple[str | None, list[str]]:
 
     Returns ``(name, sets)``; ``name`` is None when no shipped recipe has the recipe's name.
     """
-    from ..engine.recipe import load_recipe
+    from ..engine.recipe import load_recipe, recipe_from_dict
     from ..registry import RECIPES
 
     name = recipe.get("name")
@@ -336,6 +336,10 @@ def recipe_overrides(recipe: Mapping[str, Any]) -> tuple[str | None, list[str]]:
     base = _flatten(load_recipe(name).to_dict())
     mine = _flatten(recipe)
     sets = [f"{k}={_yaml_value(v)}" for k, v in mine.items() if k not in base or base[k] != v]
+    # a train setting the shipped recipe makes and this one leaves at TrainConfig's default
+    train = recipe_from_dict(recipe).train
+    sets += [f"{k}={_yaml_value(getattr(train, k.removeprefix('train.')))}" for k in base
+             if k.startswith("train.") and k not in mine]
     return name, sets
 
 
