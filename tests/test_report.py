@@ -132,6 +132,16 @@ def test_reproduce_command_reparses_to_the_resolved_recipe(run):
     assert Path(argv[argv.index("--out") + 1]) == run_dir.parent
 
 
+def test_reproduce_sets_a_train_setting_put_back_to_its_default():
+    """config.yaml lists only non-default train settings; one the shipped recipe changes must still be set."""
+    from mertk.report.analysis import recipe_overrides
+
+    recipe = load_recipe("strcn-a-casme2", ["train.loss=ce", "seed=3"])
+    name, sets = recipe_overrides(recipe.to_dict())
+    assert name == "strcn-a-casme2" and sorted(sets) == ["seed=3", "train.loss=ce"]
+    assert load_recipe(name, sets) == recipe
+
+
 def test_every_skipped_item_listed_and_missing_model_said_in_place(run, tmp_path):
     run_dir, _summary, results = run
     copy = tmp_path / run_dir.name
