@@ -21,7 +21,7 @@ EXPECTED = {
     "shcnn-ferplus", "c3d-casme", "c3d-casme2", "resnet-megc2018", "shallow-megc2018",
     "strcn-a-smic", "strcn-a-casme2", "strcn-a-samm", "strcn-g-smic", "strcn-g-casme2", "strcn-g-samm",
     "lbptop-megc2019", "lbptop-casme2",
-    "ststnet-cd6me", "ststnet-cd6me-lodo", "laenet-cd6me", "laenet-cd6me-lodo",
+    "ststnet-cd6me", "ststnet-cd6me-lodo", "laenet-cd6me", "laenet-cd6me-lodo", "megc2019-generalise",
 }
 
 
