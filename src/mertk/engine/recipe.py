@@ -501,6 +501,9 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         prepare_config(recipe, config)
     except MertkError as exc:
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select: {exc}") from None
+    if train_config(recipe).jitter and not family.uses_flow:
+        raise RecipeError(f"recipe {recipe.name}: train.jitter scales optical-flow features; {config.feature} "
+                          "holds no flow")
     if recipe.inference == "vote" and not family.per_frame:
         raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features ({_families('per_frame')}), "
                           f"not {config.feature}")
