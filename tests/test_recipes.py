@@ -21,7 +21,7 @@ EXPECTED = {
     "shcnn-ferplus", "c3d-casme", "c3d-casme2", "resnet-megc2018", "shallow-megc2018",
     "strcn-a-smic", "strcn-a-casme2", "strcn-a-samm", "strcn-g-smic", "strcn-g-casme2", "strcn-g-samm",
     "lbptop-megc2019", "lbptop-casme2",
-    "ststnet-cd6me", "ststnet-cd6me-lodo", "laenet-cd6me", "laenet-cd6me-lodo",
+    "ststnet-cd6me", "ststnet-cd6me-lodo", "laenet-cd6me", "laenet-cd6me-lodo", "megc2019-generalise",
 }
 
 
@@ -312,3 +312,9 @@ def test_exponent_without_a_dot_is_a_number_everywhere():
     assert train_config(recipe).lr == 2e-4
     with pytest.raises(RecipeError, match=r"pretrain\.lr must be a number, got 'fast'"):
         load_recipe("laenet-megc2019", ["pretrain.lr=fast"])
+
+
+def test_jitter_is_for_flow_features_only():
+    assert validate_recipe(load_recipe("ststnet-megc2019", ["train.jitter=0.1"]))["feature"] == "uvs"
+    with pytest.raises(RecipeError, match="train.jitter scales optical-flow features; clip_rgb holds no flow"):
+        validate_recipe(load_recipe("c3d-casme", ["train.jitter=0.1"]))

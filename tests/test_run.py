@@ -55,6 +55,7 @@ SMOKE.update({
     "ststnet-cd6me-lodo": SMOKE["ststnet-megc2019"],
     "laenet-cd6me": SMOKE["laenet-megc2019"],
     "laenet-cd6me-lodo": SMOKE["laenet-megc2019"],
+    "megc2019-generalise": ["train.epochs=2", "ensemble.seeds=[0, 1]"],
 })
 
 
@@ -85,7 +86,9 @@ def test_smoke_run_of_each_family(name, synth_root, cache, tmp_path):
     for key in ("accuracy", "uf1", "uar"):
         assert results["metrics"][key] == pytest.approx(recomputed[key], abs=1e-12)
     assert set(frame["fold"]) == {f["fold"] for f in results["folds"]}
-    assert len(list((run_dir / "folds").glob("*.npz"))) == len(results["folds"])
+    members = [run_dir / m["folder"] for m in (results["ensemble"] or {}).get("members", [])]
+    for folder in members or [run_dir]:  # a seed ensemble's fold files lie in its members' folders
+        assert len(list((folder / "folds").glob("*.npz"))) == len(results["folds"])
     assert results["seed"] == 0 and set(results["versions"]) >= {"mertk", "torch", "numpy", "opencv"}
     assert set(results["skipped"]) == {"loader", "prepare", "excluded_by_label_map"}
     saved = read_run_config(run_dir)  # config.yaml read back names the same directory (a lossless round trip)

@@ -85,3 +85,36 @@ def test_run_records_the_chosen_values_per_fold(synth_root, tmp_path):
 
     for name, saved in load_folds(run_dir / "folds").items():  # each fold trained with its chosen rate
         assert saved.history[0]["lr"] == pytest.approx(chosen[name]["chosen"]["lr"])
+
+
+def test_recipe_select_grid_merges_with_the_command_line(tmp_path):
+    from mertk.engine.recipe import RecipeError, load_recipe, validate_recipe
+    from mertk.engine.select import with_select_grid
+
+    recipe = load_recipe("megc2019-generalise")
+    assert recipe.select_grid == ("train.class_weights=none,balanced", "train.mixup=0,0.2")
+    assert len(parse_select_grid(recipe.select_grid)) == 4
+    merged = with_select_grid(recipe, ["train.mixup=0,0.4", "train.lr=1e-3,5e-5"])
+    assert merged.select_grid == ("train.class_weights=none,balanced", "train.mixup=0,0.4", "train.lr=1e-3,5e-5")
+    assert with_select_grid(recipe, []) is recipe
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ndata: megc2019\nmodel: ststnet\nselect_grid: ['train.lr=1e-3,5e-5']\n")
+    assert parse_select_grid(load_recipe(path).select_grid) == [{"lr": 1e-3}, {"lr": 5e-5}]
+    path.write_text("name: mine\ndata: megc2019\nmodel: ststnet\nselect_grid: ['features.eye_mask=true,false']\n")
+    with pytest.raises(RecipeError, match="recipe mine: select_grid: features.eye_mask: only trainer keys"):
+        validate_recipe(load_recipe(path))
+
+
+def test_ensemble_members_choose_their_own_values(synth_root, tmp_path):
+    run_dir = run_recipe("ststnet-megc2019", data=synth_root, out=tmp_path, progress=False, cache_dir=tmp_path / "c",
+                         overrides=["train.epochs=1", "train.val_fraction=0.3", "ensemble.seeds=[0, 1]",
+                                    "final_model=false"], select_grid=["train.lr=1e-2,1e-4"])
+    results = json.loads((run_dir / "results.json").read_text())
+    chosen = results["selected_hyperparameters"]
+    assert len(chosen) == 2 * len(results["folds"]) == 24
+    for seed in (0, 1):
+        saved = json.loads((run_dir / "members" / f"seed-{seed}" / "selection.json").read_text())
+        assert {f"{fold} (seed {seed})": c for fold, c in saved.items()} == {k: v for k, v in chosen.items()
+                                                                           if k.endswith(f"(seed {seed})")}
+        for name, fold in load_folds(run_dir / "members" / f"seed-{seed}" / "folds").items():
+            assert fold.history[0]["lr"] == pytest.approx(saved[name]["chosen"]["lr"])

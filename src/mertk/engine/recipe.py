@@ -122,6 +122,16 @@ class AugmentSpec:
 
 
 @dataclass(frozen=True)
+class EnsembleSpec:
+    """A seed ensemble: every fold is trained once per seed (the trainer's ``seed``), and the fold's
+    test probabilities are the mean of its members' (:mod:`mertk.engine.ensemble`). Empty: one model.
+    Pretraining and ``model.pt`` use the recipe's ``seed``; the folds and their inner splits are the
+    same for every member."""
+
+    seeds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One experiment (see the module docstring and ``docs/recipes.md``).
 
@@ -144,6 +154,8 @@ class Recipe:
     fold_batching: str | bool = "auto"
     final_model: bool = True
     seed: int = 0
+    ensemble: EnsembleSpec = field(default_factory=EnsembleSpec)
+    select_grid: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts, scalars) as written to ``config.yaml``; ``train`` holds only the
@@ -151,7 +163,8 @@ class Recipe:
         return _plain({**dataclasses.asdict(self), "train": train_settings(self)})
 
 
-_SECTIONS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "pretrain": PretrainSpec, "augment": AugmentSpec}
+_SECTIONS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "pretrain": PretrainSpec, "augment": AugmentSpec,
+                              "ensemble": EnsembleSpec}
 # sections whose keys are checked against another module's fields (train: when the recipe is built,
 # the others when it is validated)
 _FREE_SECTIONS = ("features", "train", "protocol_options")
@@ -227,6 +240,9 @@ def recipe_from_dict(raw: Mapping[str, Any], *, source: str = "recipe") -> Recip
         raise RecipeError(f"{source}: pretrain.eye_mask must be true or false, got {recipe.pretrain.eye_mask!r}")
     if not isinstance(recipe.seed, int):
         raise RecipeError(f"{source}: seed must be an integer, got {recipe.seed!r}")
+    seeds = recipe.ensemble.seeds
+    if seeds and (len(seeds) < 2 or len(set(seeds)) != len(seeds)):
+        raise RecipeError(f"{source}: ensemble.seeds takes two or more distinct seeds, got {list(seeds)}")
     return recipe
 
 
@@ -457,10 +473,20 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         raise RecipeError(f"recipe {recipe.name}: model.kwargs.num_classes={n_classes} but label map {name} has "
                           f"{len(label_map.classes)} classes")
     config = feature_config(recipe, len(label_map.classes))
+    if recipe.select_grid:
+        from .select import parse_select_grid
+
+        try:
+            parse_select_grid(recipe.select_grid)
+        except MertkError as exc:
+            detail = str(exc).removeprefix("--select-grid ").removeprefix("--grid ")
+            raise RecipeError(f"recipe {recipe.name}: select_grid: {detail}") from None
     if MODELS.entry(recipe.model.name).meta["kind"] == "classical":
-        if train_settings(recipe) or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)():
+        if (train_settings(recipe) or recipe.pretrain.dataset is not None or recipe.augment != type(recipe.augment)()
+                or recipe.ensemble.seeds or recipe.select_grid):
             raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} is fitted, not trained: it takes no "
-                              "train, pretrain or augment settings (its hyper-parameters: model.kwargs.search)")
+                              "train, pretrain, augment, ensemble or select_grid settings (its hyper-parameters: "
+                              "model.kwargs.search)")
         if recipe.final_model or recipe.inference != "none":
             raise RecipeError(f"recipe {recipe.name}: model {recipe.model.name} needs final_model: false and "
                               "inference: none (model.pt checkpoints hold torch weights)")
@@ -497,6 +523,9 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
         prepare_config(recipe, config)
     except MertkError as exc:
         raise RecipeError(f"recipe {recipe.name}: augment.frame_select: {exc}") from None
+    if recipe.train.jitter and not family.uses_flow:
+        raise RecipeError(f"recipe {recipe.name}: train.jitter scales optical-flow features; {config.feature} "
+                          "holds no flow")
     if recipe.inference == "vote" and not family.per_frame:
         raise RecipeError(f"recipe {recipe.name}: inference=vote needs per-frame features ({_families('per_frame')}), "
                           f"not {config.feature}")

@@ -13,6 +13,10 @@ metrics, train the final model and write::
         results.json          metrics, per-dataset breakdown, timings, seed, versions, skips
         confusion.png, training_curves.png
 
+A seed ensemble (``ensemble.seeds``, :mod:`mertk.engine.ensemble`) trains every fold once per seed
+into ``members/seed-<S>/folds/`` (each member's ``predictions.csv`` beside them); the run's
+``predictions.csv`` and metrics are the ensemble's.
+
 The directory name holds a hash of the resolved configuration, so the same command finds the same
 directory: a run killed at any point (even by SIGKILL) and started again skips the folds whose files
 exist. Fold files are written atomically (temporary file + rename). When the trainer batches folds
@@ -43,6 +47,7 @@ from .recipe import (Recipe, apply_set, default_cache_dir, default_data_dir, fea
                      validate_recipe)
 from .rundir import SavedFold, load_folds, run_dir_for, save_fold, write_clips
 from .runconfig import CONFIG_FILE, RunConfig
+from .ensemble import average_folds, member_dir, member_summary
 from .samples import Samples, build_samples, classical_samples, magnify_levels, record_id, sample_folds, masked_inputs
 
 Record = ClipRecord | ImageRecord
@@ -279,10 +284,16 @@ class RunContext:
     progress: bool
     workers: int
     say: Callable[[str], None]
+    member: int | None = None
+
+    @property
+    def member_dir(self) -> Path:
+        """The folder of this trainer's fold files: the run's, or a seed ensemble member's."""
+        return self.run_dir if self.member is None else member_dir(self.run_dir, self.member)
 
     @property
     def folds_dir(self) -> Path:
-        return self.run_dir / "folds"
+        return self.member_dir / "folds"
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
@@ -320,7 +331,7 @@ def _as_recipe(recipe: Recipe | str, overrides: Sequence[str]) -> Recipe:
     return recipe
 
 
-def resolve_run(recipe: Recipe, data: Path, select_grid: Sequence[str]) -> tuple[RunConfig, dict[str, Any], dict[str, Any]]:
+def resolve_run(recipe: Recipe, data: Path) -> tuple[RunConfig, dict[str, Any], dict[str, Any]]:
     """The :class:`RunConfig` of a validated recipe, its validation summary and the loader's arguments."""
     from ..preprocess.cache import PIPELINE_VERSION
 
@@ -335,8 +346,7 @@ def resolve_run(recipe: Recipe, data: Path, select_grid: Sequence[str]) -> tuple
         recipe=recipe, data_root=str(root), features=feature_config(recipe, len(classes)), train=train_config(recipe),
         classes=classes, label_map=summary["label_map"], pipeline_version=PIPELINE_VERSION,
         official_list=str(loader["official"]) if "official" in loader else None,
-        official_sha256=_file_digest(loader["official"]) if "official" in loader else None,
-        select_grid=tuple(select_grid))
+        official_sha256=_file_digest(loader["official"]) if "official" in loader else None)
     return config, summary, loader
 
 
@@ -407,12 +417,12 @@ def plan_folds(ctx: RunContext, used: Clips, samples: Samples) -> FoldPlan:
 
 
 def _train_strcn(ctx: RunContext, samples: Samples, plan: FoldPlan, todo: list[Any], init_state: dict | None,
-                 select_grid: Sequence[str], parallel_wanted: bool) -> None:
+                 parallel_wanted: bool) -> None:
     import torch
 
     from .train import train_folds
 
-    if select_grid:
+    if ctx.recipe.select_grid:
         raise MertkError(f"recipe {ctx.recipe.name}: --select-grid does not support strcn_pixels features yet")
     if parallel_wanted:
         ctx.say("strcn_pixels folds are masked per fold: training them one after another, not on Ray")
@@ -425,8 +435,7 @@ def _train_strcn(ctx: RunContext, samples: Samples, plan: FoldPlan, todo: list[A
 
 
 def _train_tensors(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPlan, todo: list[Any], done: dict,
-                   init_state: dict | None, select_grid: Sequence[str], train_workers: int,
-                   ray_address: str | None) -> None:
+                   init_state: dict | None, train_workers: int, ray_address: str | None) -> None:
     import torch
 
     from . import parallel
@@ -434,15 +443,15 @@ def _train_tensors(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPla
 
     recipe, tconfig, kwargs = ctx.recipe, ctx.config.train, ctx.model_kwargs
     x = torch.from_numpy(samples.x)
-    if select_grid:
+    if recipe.select_grid:
         if tconfig.select != "last":
             raise MertkError(f"recipe {recipe.name}: --select-grid chooses on its own inner validation "
                              f"subjects; it cannot be combined with train.select={tconfig.select}")
         from .select import train_selected
 
         train_selected(recipe.model.name, kwargs, x, plan.y_samples, plan.clip_folds, plan.folds, todo, samples,
-                       used.subjects, used.y, ctx.config.classes, tconfig, select_grid, recipe.inference,
-                       recipe.seed, ctx.run_dir, init_state, ctx.progress)
+                       used.subjects, used.y, ctx.config.classes, tconfig, recipe.select_grid, recipe.inference,
+                       recipe.seed, ctx.member_dir, init_state, ctx.progress)
     elif parallel.wanted(train_workers, ray_address, ctx.say):
         parallel.train_folds_ray(recipe.model.name, kwargs, x, plan.y_samples, todo, tconfig, ctx.folds_dir,
                                  workers=train_workers, address=ray_address, init_state=init_state,
@@ -455,8 +464,7 @@ def _train_tensors(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPla
 
 
 def train_run_folds(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPlan, done: dict,
-                    init_state: dict | None, select_grid: Sequence[str], train_workers: int,
-                    ray_address: str | None) -> None:
+                    init_state: dict | None, train_workers: int, ray_address: str | None) -> None:
     """Train (or fit) every fold without a fold file: classical fits, STRCN's per-fold masks, or the
     tensor trainer (nested selection, Ray, or serially)."""
     todo = [f for f in plan.folds if f.name not in done]
@@ -469,16 +477,18 @@ def train_run_folds(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPl
                   seed=ctx.recipe.seed, progress=ctx.progress, on_fold_done=lambda r: save_fold(ctx.folds_dir, r),
                   skip_folds=set(done))
     elif ctx.config.features.family.pixel_mask:
-        _train_strcn(ctx, samples, plan, todo, init_state, select_grid, train_workers > 1 or bool(ray_address))
+        _train_strcn(ctx, samples, plan, todo, init_state, train_workers > 1 or bool(ray_address))
     else:
-        _train_tensors(ctx, samples, used, plan, todo, done, init_state, select_grid, train_workers, ray_address)
+        _train_tensors(ctx, samples, used, plan, todo, done, init_state, train_workers, ray_address)
 
 
-def final_model(ctx: RunContext, samples: Samples, plan: FoldPlan, init_state: dict | None, clips: int) -> None:
-    """Train ``model.pt`` on every sample; after epoch selection, for the folds' median chosen epoch."""
+def final_model(ctx: RunContext, samples: Samples, plan: FoldPlan, done: dict[str, SavedFold],
+                init_state: dict | None, clips: int) -> None:
+    """Train ``model.pt`` on every sample (with the recipe's seed, also for a seed ensemble); after
+    epoch selection, for the folds' median chosen epoch."""
     tconfig = ctx.config.train
     if tconfig.select != "last":  # no validation subjects left: train for the folds' median chosen epoch
-        chosen = [f.selected_epoch for f in load_folds(ctx.folds_dir).values() if f.selected_epoch]
+        chosen = [f.selected_epoch for f in done.values() if f.selected_epoch]
         tconfig = dataclasses.replace(tconfig, epochs=int(np.median(chosen)) if chosen else tconfig.epochs)
     save_final_model(ctx.run_dir / "model.pt", ctx.recipe, ctx.model_kwargs, ctx.config.features, samples,
                      plan.y_samples, tconfig, init_state, ctx.config.classes, ctx.config.label_map, clips,
@@ -513,9 +523,36 @@ def collect_predictions(ctx: RunContext, plan: FoldPlan, done: dict[str, SavedFo
     return rows, histories, fold_info
 
 
+def _selections(members: Sequence[RunContext]) -> dict[str, Any]:
+    """The nested selection's choice per fold (a seed ensemble's per member and fold)."""
+    out: dict[str, Any] = {}
+    for m in members:
+        chosen = json.loads((m.member_dir / "selection.json").read_text())
+        out.update(chosen if m.member is None else {f"{fold} (seed {m.member})": c for fold, c in chosen.items()})
+    return out
+
+
+def ensemble_results(members: Sequence[RunContext], member_folds: Sequence[dict[str, SavedFold]], plan: FoldPlan,
+                     samples: Samples, used: Clips, resumed: Sequence[str]) -> dict[str, Any]:
+    """Every member's ``predictions.csv`` (in its folder) and ``results.json``'s ``ensemble`` entry."""
+    import pandas as pd
+
+    from .metrics import metrics_report, read_predictions
+
+    reports = []
+    for m, done in zip(members, member_folds):
+        rows, _, _ = collect_predictions(m, plan, done, samples, used, resumed)
+        path = m.member_dir / "predictions.csv"
+        atomic_write(path, pd.DataFrame(rows).to_csv(index=False, float_format="%.6f"))
+        reports.append(metrics_report(read_predictions(path), list(m.config.classes)))
+    return member_summary([m.member for m in members], reports)
+
+
 def write_results(ctx: RunContext, prep: Prepared, samples: Samples, plan: FoldPlan, done: dict[str, SavedFold],
-                  resumed: Sequence[str], pre_report: dict | None, timings: dict[str, float], start_all: float) -> None:
-    """``predictions.csv``, ``results.json`` and the two figures."""
+                  resumed: Sequence[str], pre_report: dict | None, timings: dict[str, float], start_all: float,
+                  members: Sequence[RunContext], member_folds: Sequence[dict[str, SavedFold]]) -> None:
+    """``predictions.csv``, ``results.json`` and the two figures (``done``: the run's folds, a seed
+    ensemble's averaged over ``member_folds``)."""
     import pandas as pd
     import torch
 
@@ -540,8 +577,7 @@ def write_results(ctx: RunContext, prep: Prepared, samples: Samples, plan: FoldP
         "metrics": {k: report[k] for k in ("accuracy", "uf1", "uar", "macro_f1", "n") if k in report},
         "report": report,
         "selection": "inner subject-wise folds (hyperparameters per fold)" if classical else ctx.config.train.select,
-        **({"selected_hyperparameters": json.loads((run_dir / "selection.json").read_text())}
-           if ctx.config.select_grid else {}),
+        **({"selected_hyperparameters": _selections(members)} if recipe.select_grid else {}),
         "best_test_epoch_inflated": inflated,
         "clips_used": len(used.records),
         "clips_tested": len(frame),
@@ -556,6 +592,8 @@ def write_results(ctx: RunContext, prep: Prepared, samples: Samples, plan: FoldP
             "prepare": [s.as_dict() for s in prep.result.skipped],
             "excluded_by_label_map": prep.loaded.excluded,
         },
+        "ensemble": ensemble_results(members, member_folds, plan, samples, used, resumed)
+        if recipe.ensemble.seeds else None,
         "pretrain": pre_report,
         "checkpoint": str(run_dir / "model.pt") if (run_dir / "model.pt").is_file() else None,
         "timings": timings,
@@ -577,12 +615,40 @@ def pretrain_step(ctx: RunContext, timings: dict[str, float]) -> tuple[dict | No
                                                           ctx.config.label_map, ctx.cache, ctx.progress, ctx.workers))
 
 
+def member_contexts(ctx: RunContext) -> list[RunContext]:
+    """The trainers of the run: ``ctx`` itself, or one per seed of ``ensemble.seeds`` (its trainer's seed
+    replaced, its fold files in its own folder)."""
+    seeds = ctx.recipe.ensemble.seeds
+    if not seeds:
+        return [ctx]
+    return [dataclasses.replace(ctx, member=s, config=dataclasses.replace(
+        ctx.config, train=dataclasses.replace(ctx.config.train, seed=s))) for s in seeds]
+
+
+def train_members(members: Sequence[RunContext], samples: Samples, used: Clips, plan: FoldPlan,
+                  init_state: dict | None, train_workers: int,
+                  ray_address: str | None) -> tuple[list[dict[str, SavedFold]], list[str]]:
+    """Train every member's folds that have no fold file yet; returns every member's finished folds and
+    the folds that were already done in all of them (resumed)."""
+    resumed: list[set[str]] = []
+    for m in members:
+        done = load_folds(m.folds_dir)
+        resumed.append({f.name for f in plan.folds if f.name in done})
+        who = "" if m.member is None else f"ensemble member seed {m.member}: "
+        if resumed[-1]:
+            m.say(f"{who}resuming: {len(resumed[-1])} of {len(plan.folds)} folds already done")
+        elif who:
+            m.say(who + f"{len(plan.folds)} folds")
+        train_run_folds(m, samples, used, plan, done, init_state, train_workers, ray_address)
+    return [finished_folds(m, plan) for m in members], sorted(set.intersection(*resumed))
+
+
 def finished_folds(ctx: RunContext, plan: FoldPlan) -> dict[str, SavedFold]:
     """Every fold's saved file (a fold that finished without one is an error naming the run)."""
     done = load_folds(ctx.folds_dir)
     absent = [f.name for f in plan.folds if f.name not in done]
     if absent:
-        raise MertkError(f"{ctx.run_dir}: folds {', '.join(absent[:3])} finished without a fold file")
+        raise MertkError(f"{ctx.member_dir}: folds {', '.join(absent[:3])} finished without a fold file")
     return done
 
 
@@ -619,15 +685,18 @@ def run_recipe(
         log: called with one line per stage (default: nothing).
         train_workers, ray_address: train the folds as Ray tasks on this many local workers, or on
             the Ray cluster at ``ray_address`` (:mod:`mertk.engine.parallel`); 1 and no address: serially.
-        select_grid: ``train.KEY=V1,V2`` grids chosen inside every outer fold (:mod:`mertk.engine.select`).
+        select_grid: ``train.KEY=V1,V2`` grids chosen inside every outer fold (:mod:`mertk.engine.select`),
+            merged into the recipe's ``select_grid``.
 
     A run directory that already holds fold files for the same resolved configuration is resumed.
     """
     say = log or (lambda _line: None)
-    recipe = _as_recipe(recipe, overrides)
+    from .select import with_select_grid
+
+    recipe = with_select_grid(_as_recipe(recipe, overrides), select_grid)
     data = Path(data if data is not None else default_data_dir()).expanduser().resolve()
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    config, summary, loader = resolve_run(recipe, data, select_grid)
+    config, summary, loader = resolve_run(recipe, data)
     run_dir = run_dir_for(config, Path(out if out is not None else "runs").expanduser())
     ctx = RunContext(recipe, config, summary["kind"], data, run_dir, cache, loader, progress, workers, say)
     t0 = time.perf_counter()
@@ -642,14 +711,13 @@ def run_recipe(
     plan = plan_folds(ctx, prep.used, samples)
     say(f"{len(plan.folds)} folds ({recipe.protocol}), {len(samples)} samples")
     init_state, pre_report = pretrain_step(ctx, timings)
-    done = load_folds(ctx.folds_dir)
-    resumed = sorted(f.name for f in plan.folds if f.name in done)
-    if resumed:
-        say(f"resuming: {len(resumed)} of {len(plan.folds)} folds already done")
-    _timed(timings, "train_s", lambda: train_run_folds(ctx, samples, prep.used, plan, done, init_state, select_grid,
-                                                       train_workers, ray_address))
+    members = member_contexts(ctx)
+    member_folds, resumed = _timed(timings, "train_s", lambda: train_members(
+        members, samples, prep.used, plan, init_state, train_workers, ray_address))
+    done = member_folds[0] if len(members) == 1 else average_folds(member_folds)
     if recipe.final_model and not (run_dir / "model.pt").is_file():
         say("training the final model on every clip (saved as model.pt)")
-        _timed(timings, "final_model_s", lambda: final_model(ctx, samples, plan, init_state, len(prep.used.records)))
-    write_results(ctx, prep, samples, plan, finished_folds(ctx, plan), resumed, pre_report, timings, start_all)
+        _timed(timings, "final_model_s", lambda: final_model(ctx, samples, plan, done, init_state,
+                                                             len(prep.used.records)))
+    write_results(ctx, prep, samples, plan, done, resumed, pre_report, timings, start_all, members, member_folds)
     return run_dir

@@ -2,7 +2,7 @@
 
 A :class:`RunConfig` holds everything that decides a run's results: the recipe (after ``--set``), the
 dataset folder, the pipeline and trainer configurations, the classes and label map, the pipeline
-version, an official clip list with its digest and a nested-selection grid. Its digest names the run
+version and an official clip list with its digest. Its digest names the run
 directory (:func:`mertk.engine.rundir.run_dir_for`), so the same command finds the same directory.
 """
 
@@ -55,7 +55,6 @@ class RunConfig:
         label_map: the registered label map.
         pipeline_version: features made by another pipeline version never resume a run.
         official_list, official_sha256: the official clip list defining a composite and its SHA-256.
-        select_grid: ``train.KEY=V1,V2`` grids of nested selection.
     """
 
     recipe: Recipe
@@ -67,7 +66,6 @@ class RunConfig:
     pipeline_version: str
     official_list: str | None = None
     official_sha256: str | None = None
-    select_grid: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data in ``config.yaml``'s layout (optional entries only when set)."""
@@ -81,7 +79,6 @@ class RunConfig:
             "classes": list(self.classes),
             "label_map": self.label_map,
             "pipeline_version": self.pipeline_version,
-            **({"select_grid": list(self.select_grid)} if self.select_grid else {}),
         }
 
     @classmethod
@@ -103,7 +100,7 @@ class RunConfig:
         return cls(recipe=recipe_from_dict(raw["recipe"], source=source), data_root=str(raw["data_root"]),
                    features=features, train=train, classes=tuple(raw["classes"]), label_map=str(raw["label_map"]),
                    pipeline_version=str(raw["pipeline_version"]), official_list=raw.get("official_list"),
-                   official_sha256=raw.get("official_sha256"), select_grid=tuple(raw.get("select_grid") or ()))
+                   official_sha256=raw.get("official_sha256"))
 
     def digest(self) -> str:
         """The short hash of :meth:`to_dict` that names the run directory."""

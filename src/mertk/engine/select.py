@@ -8,9 +8,11 @@ on all its training subjects with the chosen values and predicts its test subjec
 samples are never given to the selection's trainer. This is what papers that pick each subject's best
 test epoch should have done.
 
-The grid takes ``train.*`` keys (the trainer's settings: ``train.lr``, ``train.epochs``...); the
-chosen values and the inner scores are written per fold to ``selection.json`` in the run directory
-and copied into ``results.json``.
+The grid takes ``train.*`` keys (the trainer's settings: ``train.lr``, ``train.epochs``...). It is
+the recipe's ``select_grid`` (a list of ``train.KEY=V1,V2`` strings) merged with ``--select-grid``
+(:func:`with_select_grid`: a key on the command line replaces the recipe's). The chosen values and
+the inner scores are written per fold to ``selection.json`` in the run directory (a seed ensemble's
+member: in its own folder) and copied into ``results.json``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ def parse_select_grid(grid: Sequence[str]) -> list[dict[str, Any]]:
                              f"(train.lr, train.epochs, ...)")
     return [{s.partition("=")[0].removeprefix("train."): yaml.safe_load(s.partition("=")[2]) for s in combo}
             for combo in combinations(parsed)]
+
+
+def with_select_grid(recipe: Any, grid: Sequence[str]) -> Any:
+    """``recipe`` with ``grid`` merged into its ``select_grid`` (a key in ``grid`` replaces the recipe's
+    entry for that key; the order is the recipe's, then the new keys)."""
+    if not grid:
+        return recipe
+    given = dict(parse_grid(grid))
+    kept = [item for item, (key, _) in zip(recipe.select_grid, parse_grid(recipe.select_grid)) if key not in given]
+    return dataclasses.replace(recipe, select_grid=(*kept, *grid))
 
 
 def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_fold: Any, samples: Any,
@@ -77,7 +89,9 @@ def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_f
                    folds: Sequence[Any], todo: Sequence[Any], samples: Any, subjects: Sequence[str], y: np.ndarray,
                    classes: Sequence[str], config: Any, grid: Sequence[str], inference: str, seed: int,
                    run_dir: Path, init_state: dict | None = None, progress: bool = True) -> dict[str, Any]:
-    """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``."""
+    """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``.
+
+    ``run_dir`` is the folder of ``selection.json`` and ``folds/`` (a run, or an ensemble member's folder)."""
     from ..progress import ProgressBar
     from ..fileio import atomic_write
     from .rundir import save_fold
@@ -85,6 +99,7 @@ def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_f
 
     combos = parse_select_grid(grid)
     path = run_dir / "selection.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = json.loads(path.read_text()) if path.is_file() else {}
     by_name = {f.name: f for f in clip_folds}
     with ProgressBar(progress, len(todo), f"{model_name}: {len(todo)} folds, {len(combos)} combinations each") as advance:

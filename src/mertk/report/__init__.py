@@ -128,6 +128,35 @@ def _selection(run: RunData) -> Section | None:
     ])
 
 
+def _ensemble(run: RunData) -> Section | None:
+    """A seed ensemble (``ensemble.seeds``): the ensemble's figures beside every member's and their mean ± std."""
+    ens = run.results.get("ensemble")
+    if not ens:
+        return None
+    keys = (("UF1", "uf1"), ("UAR", "uar"), ("accuracy", "accuracy"))
+    m = run.results["metrics"]
+
+    def spread(v: dict[str, Any]) -> str:
+        return fmt(v.get("mean")) + ("" if v.get("std") is None else f" ± {fmt(v['std'])}")
+
+    rows = [[f"ensemble of {len(ens['seeds'])} seeds"] + [fmt(m.get(k)) for _, k in keys]]
+    rows += [[f"seed {member['seed']}"] + [fmt(member["metrics"].get(k)) for _, k in keys] for member in ens["members"]]
+    rows.append(["members: mean ± std"] + [spread(ens["member_mean"][k]) for _, k in keys])
+    per = ens.get("member_mean_per_dataset") or {}
+    ens_per = run.results.get("report", {}).get("per_dataset") or {}
+    blocks: list[Any] = [
+        Text("Every fold was trained once per seed; the ensemble's test probabilities are the mean of its members' "
+             "(ensemble.seeds). The headline figures are the ensemble's; the spread over seeds is below."),
+        Table(["model"] + [h for h, _ in keys], rows, numeric=range(1, 4),
+              caption="honest figures of the ensemble and of each seed (std: sample standard deviation over seeds)")]
+    if per:
+        blocks.append(Table(["dataset", "ensemble UF1", "members UF1", "ensemble UAR", "members UAR"],
+                            [[name, fmt(ens_per.get(name, {}).get("uf1")), spread(v.get("uf1", {})),
+                              fmt(ens_per.get(name, {}).get("uar")), spread(v.get("uar", {}))]
+                             for name, v in per.items()], numeric=range(1, 5), caption="per dataset"))
+    return Section("ensemble", "Seed ensemble", blocks)
+
+
 def _per_dataset(run: RunData) -> Section:
     per = run.results.get("report", {}).get("per_dataset") or {}
     if not per:
@@ -467,7 +496,7 @@ def build_sections(run: RunData, *, samples: int = 4) -> tuple[str, list[tuple[s
     problem = feature_problem or model_problem
     sim_section, sim = _similarity(run, features, checkpoint, model, problem)
     sections = [
-        _headline(run), *filter(None, [_selection(run)]), _per_dataset(run), _per_class(run), _confusion(run), _curves(run),
+        _headline(run), *filter(None, [_ensemble(run), _selection(run)]), _per_dataset(run), _per_class(run), _confusion(run), _curves(run),
         _mean_maps(run, features, feature_problem), sim_section,
         _saliency(run, features, checkpoint, model, samples, problem),
         _timings(run), _data(run), _skipped(run), _config(run), _reproduce(run, run.run_dir / FILES_DIR),

@@ -8,7 +8,8 @@ table, and only where the run recorded per-epoch test predictions (``train.test_
 it says "not recorded".
 
 A per-class table gives each class's recall, overall and per dataset, which is where a run's UF1
-and UAR are won or lost. Runs with the ``leave_one_dataset_out`` protocol also get a per-held-out-dataset table: one line per
+and UAR are won or lost. A seed ensemble (``ensemble.seeds``) is followed, in both tables, by one row
+per seed, and the honest table adds the seeds' mean ± standard deviation. Runs with the ``leave_one_dataset_out`` protocol also get a per-held-out-dataset table: one line per
 run and held-out dataset (each tested by the model trained on the other datasets), with its clips and
 UF1, UAR and accuracy, then the run's overall line.
 """
@@ -32,6 +33,12 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
+def _fmt_spread(value: dict[str, Any] | None) -> str:
+    if not value:
+        return "-"
+    return _fmt(value["mean"]) + ("" if value.get("std") is None else f" ± {value['std']:.4f}")
+
+
 def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     """Collect the figures of several run directories.
 
@@ -40,7 +47,9 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
         "distinguishing", "classes", "protocol", "scores": {dataset: {"uf1", "uar", "accuracy", "n"}},
         "held_out": {dataset: {...}} (leave-one-dataset-out runs: the per-fold figures, one fold per
         held-out dataset) | None, "recall": {dataset | "overall": {class: recall}}},
-        "inflated": {"uf1", "uar", "accuracy", "epochs", "label"} | None}], "notes": [...]}``.
+        "inflated": {"uf1", "uar", "accuracy", "epochs", "label"} | None, "members": [{"seed", "scores",
+        "recall"}] (a seed ensemble's members; else empty), "member_mean": {dataset | "overall": {metric:
+        {"mean", "std"}}} | None}], "notes": [...]}``.
 
     Raises:
         DataError: a folder is not a run directory (no ``results.json``).
@@ -61,12 +70,11 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
         r = run.results
         recipe = run.config.get("recipe") or {"name": r.get("recipe")}
         _name, sets = recipe_overrides(recipe) if run.config.get("recipe") else (None, [])
-        scores = {}
-        for name, v in (r.get("report", {}).get("per_dataset") or {}).items():
-            scores[name] = {k: v.get(k) for _, k in METRICS} | {"n": v.get("n")}
-            if name not in datasets:
-                datasets.append(name)
-        scores["overall"] = {k: r["metrics"].get(k) for _, k in METRICS} | {"n": r["metrics"].get("n")}
+        scores = _scores(r.get("report") or {}, r["metrics"])
+        datasets += [name for name in scores if name != "overall" and name not in datasets]
+        ensemble = r.get("ensemble") or None
+        members = [{"seed": m["seed"], "scores": _scores(m["report"], m["metrics"]), "recall": _recalls(m["report"])}
+                   for m in (ensemble or {}).get("members", [])]
         inflated = r.get("best_test_epoch_inflated") or None
         held_out = None
         if r.get("protocol") == LODO:
@@ -75,12 +83,16 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
         rows.append({"run_dir": str(run.run_dir), "recipe": r.get("recipe"), "model": r.get("model"), "sets": sets,
                      "classes": list(r.get("classes") or []), "scores": scores, "inflated": inflated,
                      "selection": r.get("selection"), "protocol": r.get("protocol"), "held_out": held_out,
-                     "recall": _recalls(r.get("report") or {})})
+                     "recall": _recalls(r.get("report") or {}), "members": members,
+                     "member_mean": None if ensemble is None else
+                     {**ensemble.get("member_mean_per_dataset", {}), "overall": ensemble["member_mean"]}})
     common = set.intersection(*(set(row["sets"]) for row in rows)) if rows else set()
     labels: dict[str, int] = {}
     for row in rows:
         row["distinguishing"] = [s for s in row["sets"] if s not in common]
         label = f"{row['recipe']} / {row['model']}" + (" " + " ".join(row["distinguishing"]) if row["distinguishing"] else "")
+        if row["members"]:
+            label += f" [ensemble of seeds {','.join(str(m['seed']) for m in row['members'])}]"
         labels[label] = labels.get(label, 0) + 1
         row["label"] = label
     for row in rows:  # identical methods (e.g. different data) are told apart by their folder
@@ -99,6 +111,19 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     return {"datasets": datasets + ["overall"], "runs": rows, "notes": notes}
 
 
+def _scores(report: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """UF1, UAR, accuracy and n per dataset of a metrics report, and ``overall`` from its metrics."""
+    scores = {name: {k: v.get(k) for _, k in METRICS} | {"n": v.get("n")}
+              for name, v in (report.get("per_dataset") or {}).items()}
+    scores["overall"] = {k: metrics.get(k) for _, k in METRICS} | {"n": metrics.get("n")}
+    return scores
+
+
+def _member_rows(row: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A seed ensemble's rows below its own: ``(label, {"scores", "recall"})`` per seed."""
+    return [(f"  {row['label']} [seed {m['seed']}]", m) for m in row.get("members") or []]
+
+
 def _recalls(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     """Recall per class, overall and per dataset (``{group: {class: recall}}``); a run written before
     per-dataset recalls were recorded has only ``overall``."""
@@ -115,11 +140,18 @@ def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
     header = ["method"] + [f"{d} {m}" for d in datasets for m, _ in METRICS]
     body = []
     for row in result["runs"]:
-        cells = [row["label"]]
-        for d in datasets:
-            s = row["scores"].get(d)
-            cells += [_fmt(s.get(k)) if s else "-" for _, k in METRICS]
-        body.append(cells)
+        for label, scores in [(row["label"], row["scores"]), *((lab, m["scores"]) for lab, m in _member_rows(row))]:
+            cells = [label]
+            for d in datasets:
+                s = scores.get(d)
+                cells += [_fmt(s.get(k)) if s else "-" for _, k in METRICS]
+            body.append(cells)
+        if row.get("member_mean"):
+            cells = [f"  {row['label']} [seeds: mean ± std]"]
+            for d in datasets:
+                v = row["member_mean"].get(d) or {}
+                cells += [_fmt_spread(v.get(k)) for _, k in METRICS]
+            body.append(cells)
     inflated_header = ["method", "UF1", "UAR", "Acc", "epochs per fold"]
     inflated = []
     for row in result["runs"]:
@@ -149,10 +181,11 @@ def format_compare(result: dict[str, Any], *, markdown: bool = True) -> str:
     if classes and any(row["recall"] for row in result["runs"]):
         lines = []
         for row in result["runs"]:
-            for group in datasets:
-                recall = row["recall"].get(group)
-                if recall is not None:
-                    lines.append([row["label"], group] + [_fmt(recall.get(c)) if c in recall else "-" for c in classes])
+            for label, recalls in [(row["label"], row["recall"]), *((lab, m["recall"]) for lab, m in _member_rows(row))]:
+                for group in datasets:
+                    recall = recalls.get(group)
+                    if recall is not None:
+                        lines.append([label, group] + [_fmt(recall.get(c)) if c in recall else "-" for c in classes])
         out += ["", "Recall per class (honest; '-': no such clip in that dataset, or a class outside the run's set)", "",
                 _table(["method", "dataset"] + classes, lines, markdown)]
     if result["notes"]:
