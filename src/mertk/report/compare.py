@@ -59,8 +59,7 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     datasets: list[str] = []
     for run in runs:
         r = run.results
-        recipe = run.config.get("recipe") or {"name": r.get("recipe")}
-        _name, sets = recipe_overrides(recipe) if run.config.get("recipe") else (None, [])
+        _name, sets = recipe_overrides(run.config.recipe.to_dict()) if run.config is not None else (None, [])
         scores = {}
         for name, v in (r.get("report", {}).get("per_dataset") or {}).items():
             scores[name] = {k: v.get(k) for _, k in METRICS} | {"n": v.get("n")}
