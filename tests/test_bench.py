@@ -13,7 +13,7 @@ from mertk.errors import MertkError
 from mertk.preprocess.face import face_landmarks
 from mertk.preprocess.pipeline import prepare_frames, read_frames
 from mertk.realtime.bench import (DEFAULT_MODELS, REFERENCE_FLOW, TARGET_STAGES, StageClock, add_bench_parser, bench,
-                                  bench_clip, cmd_bench, flow_frames, format_bench, model_config, timed_features)
+                                  bench_clip, cmd_bench, format_bench, model_config, timed_features)
 
 LAENET_STAGES = {"decode", "face", "crop", "flow", "strain", "encode", "model_torch", "model_onnx"}
 
@@ -97,9 +97,11 @@ def test_bench_cli_json(synth_root: Path, capsys) -> None:
     assert out["target"] is None
 
 
-def test_flow_frames_scale(synth_root: Path) -> None:
+def test_flow_grey_scale(synth_root: Path) -> None:
+    from mertk.preprocess.features.base import flow_grey
+
     frames = read_frames(bench_clip(synth_root)["paths"][:2])
-    grey = flow_frames(frames)
+    grey = flow_grey(frames)
     assert grey.dtype == np.float32 and grey.shape == frames.shape[:3] and 0 <= grey.min() and grey.max() <= 1
     want = frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255
     np.testing.assert_allclose(grey, want, atol=1e-5)

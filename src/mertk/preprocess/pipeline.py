@@ -449,12 +449,14 @@ def prepare_frames(frames: np.ndarray, config: PrepareConfig, *, apex_index: int
     return out
 
 
-def prepare_image(dataset: Any, record: ImageRecord, config: PrepareConfig) -> dict[str, np.ndarray]:
-    """Arrays of a still image by its feature family (a grey face, a precomputed ``uvs`` map)."""
+def prepare_image(dataset: Any, record: ImageRecord, config: PrepareConfig,
+                  image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Arrays of a still image by its feature family (a grey face, a precomputed ``uvs`` map);
+    ``image``: its pixels when already loaded."""
     family = config.family
     if not family.images:
         raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
-    return family.encode_image(np.asarray(dataset.load_image(record)), config, record.path)
+    return family.encode_image(np.asarray(dataset.load_image(record)) if image is None else image, config, record.path)
 
 
 def _prepare_image_cached(dataset: Any, record: ImageRecord, config: PrepareConfig,
@@ -468,9 +470,7 @@ def _prepare_image_cached(dataset: Any, record: ImageRecord, config: PrepareConf
     found = cache.get(key)
     if found is not None:
         return Features(record, found, key, True)
-    if not config.family.images:
-        raise PreprocessError(f"feature {config.feature!r} is built from clips, but {record.dataset} holds still images")
-    arrays = config.family.encode_image(image, config, record.path)
+    arrays = prepare_image(dataset, record, config, image)
     cache.put(key, arrays)
     return Features(record, arrays, key, False)
 

@@ -19,7 +19,8 @@ order and timed stage by stage with ``time.perf_counter``:
   ``apex_plus_one`` (the training copy ``x_aug``) is off.
 
 The reference flow takes 0.2-0.3 s per pair, so it is timed in the first ``min(repeats, 5)`` runs
-only. Flows get grey frames on a 0..1 scale (:func:`flow_frames`), as the flow methods take them.
+only. Flows get grey frames on a 0..1 scale (:func:`~mertk.preprocess.features.base.flow_grey`, the grey
+``prepare_frames`` gives its flows).
 The streaming loop's sustained frames/s (``stream``) comes from
 :func:`mertk.realtime.predict.measure_stream_fps` on the whole clip (onset..offset).
 
@@ -139,14 +140,6 @@ def checkpoint_stub(model: str, config: Any):
                       inference=inference, state_dict={})
 
 
-def flow_frames(frames: np.ndarray) -> np.ndarray:
-    """RGB uint8 frames as the flow methods take float frames: grey on a 0..1 scale (``flow.base.to_grey``),
-    the grey ``prepare_frames`` gives its flows."""
-    from ..preprocess.features.base import flow_grey
-
-    return flow_grey(frames)
-
-
 class StageClock:
     """Accumulates wall milliseconds per stage name."""
 
@@ -215,6 +208,7 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
     from ..engine.inputs import aggregate
     from ..models import create_model
     from ..preprocess.crop import crop_clip, get_box
+    from ..preprocess.features.base import flow_grey
     from ..preprocess.face import face_landmarks
     from ..preprocess.flow import get_flow_method
     from ..preprocess.pipeline import read_frames
@@ -256,7 +250,7 @@ def bench(*, repeats: int = 50, models: Sequence[str] | None = None, flows: Sequ
                     shared["decode"].append((t1 - t0) * 1000)
                     shared["face"].append((t2 - t1) * 1000)
                 box = get_box("laenet", points, frames[0].shape)
-                pair = flow_frames(np.ascontiguousarray(crop_clip(frames[[0, clip["apex_index"]]], box)))
+                pair = flow_grey(np.ascontiguousarray(crop_clip(frames[[0, clip["apex_index"]]], box)))
                 with_reference = 1 <= run <= REFERENCE_REPEATS  # not in the warm-up: OpenCV has no lazy setup
                 for name in flow_names:
                     if name == REFERENCE_FLOW and not with_reference:

@@ -320,12 +320,12 @@ def _reproduce(run: RunData, files: Path) -> Section:
         recipe_file = None
         from ..registry import RECIPES
 
-        if run.config.get("recipe", {}).get("name") not in RECIPES:
+        if run.config.recipe.name not in RECIPES:
             import yaml
 
             files.mkdir(parents=True, exist_ok=True)
             recipe_file = files / "recipe.yaml"
-            recipe_file.write_text(yaml.safe_dump(run.config["recipe"], sort_keys=False))
+            recipe_file.write_text(yaml.safe_dump(run.config.recipe.to_dict(), sort_keys=False))
         cmd = reproduce_command(run, recipe_file=recipe_file)
     except MertkError as exc:
         return Section("reproduce", "Reproduce this run", [Text(f"No command can be given: {exc}", "warn")])
@@ -476,8 +476,7 @@ def _load_model(run: RunData) -> tuple[Any, Any, str | None]:
 def build_sections(run: RunData, *, samples: int = 4) -> tuple[str, list[tuple[str, str]], list[Section], dict[str, Any]]:
     """The report's title, metadata line, sections and a summary of what could not be made."""
     r = run.results
-    recipe = run.config.get("recipe") or {}
-    dataset = (recipe.get("data") or {}).get("dataset", "")
+    dataset = run.config.recipe.data.dataset
     when = _dt.datetime.fromtimestamp((run.run_dir / "results.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
     title = f"{r.get('recipe', run.run_dir.name)}: {r.get('model', '')} on {dataset}"
     meta = [("recipe", str(r.get("recipe", ""))), ("paper", str(r.get("paper", "") or "-")),
@@ -521,9 +520,8 @@ def write_report(run_dir: str | Path, *, samples: int = 4) -> dict[str, Any]:
     """
     start = time.perf_counter()
     run = load_run(run_dir)
-    if not run.config.get("recipe"):
-        problem = "has no 'recipe'" if (run.run_dir / "config.yaml").is_file() else "missing"
-        raise DataError(run.run_dir / "config.yaml", f"{problem}: the report needs the run's resolved configuration")
+    if run.config is None:
+        raise DataError(run.run_dir / "config.yaml", "missing: the report needs the run's resolved configuration")
     if run.predictions is None:
         raise DataError(run.run_dir / "predictions.csv", "missing: the report needs the run's test predictions")
     title, meta, sections, notes = build_sections(run, samples=samples)

@@ -28,25 +28,28 @@ class RunData:
 
     Attributes:
         run_dir: the directory.
-        config: ``config.yaml`` (resolved recipe, data_root, features, train, classes, label_map, cache_dir).
+        config: ``config.yaml`` as a :class:`~mertk.engine.runconfig.RunConfig` (None when the file is missing).
         results: ``results.json``.
         predictions: ``predictions.csv`` as a DataFrame (None when the file is missing).
+        cache_dir: the feature cache the run used (written beside the configuration), if any.
     """
 
     run_dir: Path
-    config: dict[str, Any]
+    config: Any
     results: dict[str, Any]
     predictions: Any
+    cache_dir: Path | None = None
 
     @property
     def classes(self) -> list[str]:
-        return list(self.results.get("classes") or self.config.get("classes") or [])
+        return list(self.results.get("classes") or (self.config.classes if self.config is not None else ()))
 
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run directory; a folder without ``results.json`` (or with unreadable files) is a DataError."""
-    import pandas as pd
     import yaml
+
+    from ..engine.runconfig import CONFIG_FILE, read_run_config
 
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
@@ -61,18 +64,16 @@ def load_run(run_dir: str | Path) -> RunData:
     if not isinstance(results, dict) or "metrics" not in results:
         raise DataError(results_path, "not a mertk results file (no 'metrics')")
     _check_scores(results, results_path)
-    config: dict[str, Any] = {}
-    if (run_dir / "config.yaml").is_file():
-        try:
-            config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise DataError(run_dir / "config.yaml", f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    config, cache_dir = None, None
+    if (run_dir / CONFIG_FILE).is_file():
+        config = read_run_config(run_dir)
+        cache_dir = (yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}).get("cache_dir")
     predictions = None
     if (run_dir / "predictions.csv").is_file():
         from ..engine.metrics import read_predictions
 
         predictions = read_predictions(run_dir / "predictions.csv")
-    return RunData(run_dir, config, results, predictions)
+    return RunData(run_dir, config, results, predictions, Path(cache_dir) if cache_dir else None)
 
 
 SCORES = ("accuracy", "uf1", "uar", "macro_f1", "n")
@@ -163,11 +164,10 @@ def run_features(run: RunData) -> RunFeatures:
     """
     from ..preprocess.cache import FeatureCache
 
-    cfg = run.config
-    if "features" not in cfg:
-        raise DataError(run.run_dir / "config.yaml", "no 'features': the feature family of the run is unknown")
+    if run.config is None:
+        raise DataError(run.run_dir / "config.yaml", "missing: the feature family of the run is unknown")
     clips = read_clips(run)
-    cache_dir = cfg.get("cache_dir")
+    cache_dir = run.cache_dir
     cache = FeatureCache(cache_dir) if cache_dir else None
     arrays = [cache.get(c.cache_key) if cache is not None and c.cache_key else None for c in clips]
     missing = sum(a is None for a in arrays)
@@ -175,7 +175,7 @@ def run_features(run: RunData) -> RunFeatures:
         raise MertkError(f"{missing} of {len(clips)} clips have no entry in the feature cache at {cache_dir} "
                          "(deleted, or a --no-cache run)")
     y = np.asarray([c.class_index for c in clips], dtype=np.int64)
-    return RunFeatures(cfg["features"]["feature"], clips, arrays, y, tuple(run.classes))
+    return RunFeatures(run.config.features.feature, clips, arrays, y, tuple(run.classes))
 
 
 def record_clip_name(record: Any) -> tuple[str, str]:
@@ -345,14 +345,12 @@ def recipe_overrides(recipe: Mapping[str, Any]) -> tuple[str | None, list[str]]:
 
 def data_folder(run: RunData) -> Path | None:
     """The ``--data`` folder that resolves to the run's ``data_root`` (and pretraining root)."""
-    from ..engine.recipe import recipe_from_dict
     from ..engine.recipe import resolve_root
 
-    cfg = run.config
-    if "recipe" not in cfg or "data_root" not in cfg:
+    if run.config is None:
         return None
-    recipe = recipe_from_dict(cfg["recipe"], source=str(run.run_dir / "config.yaml"))
-    root = Path(cfg["data_root"])
+    recipe = run.config.recipe
+    root = Path(run.config.data_root)
     pre_root = (run.results.get("pretrain") or {}).get("root")
     for candidate in (root, root.parent):
         if resolve_root(recipe.data.dataset, recipe.data.root, candidate) != root:
@@ -370,14 +368,13 @@ def reproduce_command(run: RunData, *, recipe_file: Path | None = None) -> dict[
     Returns ``{"command", "recipe", "sets", "data", "out", "cache", "note"}``. A recipe that is not
     shipped is given as ``recipe_file`` (the caller writes the resolved recipe there).
     """
-    cfg = run.config
-    if "recipe" not in cfg:
-        raise DataError(run.run_dir / "config.yaml", "no resolved recipe: the run cannot be reproduced")
-    name, sets = recipe_overrides(cfg["recipe"])
+    if run.config is None:
+        raise DataError(run.run_dir / "config.yaml", "missing: the run cannot be reproduced")
+    name, sets = recipe_overrides(run.config.recipe.to_dict())
     note = ""
     if name is None:
         if recipe_file is None:
-            raise MertkError(f"recipe {cfg['recipe'].get('name')!r} is not shipped; give recipe_file")
+            raise MertkError(f"recipe {run.config.recipe.name!r} is not shipped; give recipe_file")
         name, note = str(recipe_file), "the recipe is not a shipped one: its resolved copy is in " + str(recipe_file)
     data = data_folder(run)
     parts = ["mertk", "train", name]
@@ -386,10 +383,10 @@ def reproduce_command(run: RunData, *, recipe_file: Path | None = None) -> dict[
     if data is not None:
         parts += ["--data", str(data)]
     else:
-        note = (note + "; " if note else "") + f"no --data folder resolves to {cfg.get('data_root')}"
+        note = (note + "; " if note else "") + f"no --data folder resolves to {run.config.data_root}"
     out = run.run_dir.parent
     parts += ["--out", str(out)]
-    if cfg.get("cache_dir"):
-        parts += ["--cache", str(cfg["cache_dir"])]
+    if run.cache_dir:
+        parts += ["--cache", str(run.cache_dir)]
     return {"command": shlex.join(parts), "recipe": name, "sets": sets, "data": None if data is None else str(data),
-            "out": str(out), "cache": cfg.get("cache_dir"), "note": note}
+            "out": str(out), "cache": None if run.cache_dir is None else str(run.cache_dir), "note": note}

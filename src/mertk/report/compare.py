@@ -68,8 +68,7 @@ def compare(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     datasets: list[str] = []
     for run in runs:
         r = run.results
-        recipe = run.config.get("recipe") or {"name": r.get("recipe")}
-        _name, sets = recipe_overrides(recipe) if run.config.get("recipe") else (None, [])
+        _name, sets = recipe_overrides(run.config.recipe.to_dict()) if run.config is not None else (None, [])
         scores = _scores(r.get("report") or {}, r["metrics"])
         datasets += [name for name in scores if name != "overall" and name not in datasets]
         ensemble = r.get("ensemble") or None
