@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_flow  # noqa: E402
 import bench_preprocess  # noqa: E402
+import bench_train  # noqa: E402
 
 from mertk.errors import DataError, MertkError  # noqa: E402
 from mertk.preprocess.flow import FlowError  # noqa: E402
@@ -147,3 +149,25 @@ def test_eye_mask_effect_grows_with_dilation(clips: list[bench_flow.SynthClip]) 
     for key in ("flow_removed", "blink_removed", "expression_removed"):
         assert 0 <= rows[0][key] <= rows[1][key] <= 1
     assert rows[0]["blink_removed"] > rows[0]["expression_removed"]  # blinks sit in the eyes, expressions mostly not
+
+
+def test_train_settings_break_even_and_steady_epoch() -> None:
+    # 20 s more to compile, 0.5 s less per epoch: pays back after 40 epochs
+    assert bench_train.break_even_epochs(1.0, 2.0, 21.0, 1.5) == pytest.approx(40.0)
+    assert bench_train.break_even_epochs(1.0, 2.0, 0.5, 1.5) == 0.0  # cheaper in both parts
+    assert math.isinf(bench_train.break_even_epochs(1.0, 2.0, 0.5, 2.5))  # slower epochs never pay back
+    assert math.isinf(bench_train.break_even_epochs(1.0, 2.0, 1.0, 2.0))  # identical: never strictly below
+    assert bench_train.break_even_epochs(1.0, 2.0, 0.5, 2.0) == 0.0
+    assert bench_train.steady_epoch([0.5, 1.0, 3.0, 2.0]) == 1.0  # the first (warm-up / compile) epoch is left out
+    assert bench_train.steady_epoch([4.0]) == 4.0
+
+
+def test_train_settings_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_train.main(["--settings", "eager,bogus"]) == 2
+    assert "unknown setting 'bogus'" in capsys.readouterr().err
+    row = bench_train.bench_settings("laenet", ["eager", "flush_denormal"], epochs=2, n_folds=2, repeats=1, seed=0)
+    eager, flushed = row["settings"]["eager"], row["settings"]["flush_denormal"]
+    assert eager["epoch_ratio"] == 1.0 and eager["max_prob_diff"] == 0.0 and eager["break_even_epochs"] is None
+    assert flushed["max_prob_diff"] < 1e-6  # same seeds and batches: flushing denormals changes nothing measurable
+    assert flushed["epoch_ratio"] == pytest.approx(flushed["epoch_s"] / eager["epoch_s"], rel=0.01)
+    assert eager["fixed_later_folds_s"] is not None and row["folds"] == 2
