@@ -14,7 +14,8 @@ from mertk.engine.metrics import read_predictions
 from mertk.engine.run import run_recipe
 from mertk.engine.rundir import load_folds
 from mertk.engine.samples import Samples
-from mertk.engine.select import parse_select_grid, select_for_fold
+from mertk.engine.grid import parse_select_grid
+from mertk.engine.select import select_for_fold
 from mertk.engine.trainconfig import TrainConfig
 from mertk.errors import MertkError
 
@@ -89,7 +90,7 @@ def test_run_records_the_chosen_values_per_fold(synth_root, tmp_path):
 
 def test_recipe_select_grid_merges_with_the_command_line(tmp_path):
     from mertk.engine.recipe import RecipeError, load_recipe, validate_recipe
-    from mertk.engine.select import with_select_grid
+    from mertk.engine.grid import with_select_grid
 
     recipe = load_recipe("megc2019-generalise")
     assert recipe.select_grid == ("train.class_weights=none,balanced", "train.mixup=0,0.2")

@@ -516,3 +516,29 @@ def test_mixup_rejects_inputs_that_are_not_images():
     folds = [Fold("a", tuple(range(10)), tuple(range(10, 20)))]
     with pytest.raises(TrainError, match=r"train.cutmix needs 2-D inputs \(N, C, H, W\), got inputs of shape"):
         train_folds("laenet", KW, x, y, folds, TrainConfig(epochs=1, cutmix=1.0), progress=False)
+
+
+def test_pretraining_runs_with_the_recipes_threads(synth_root, tmp_path, monkeypatch):
+    """Pretraining trains under train.threads, as the folds do (a machine's core count must not decide it)."""
+    import torch
+
+    import mertk.engine.train as train
+    from mertk.engine import run
+    from mertk.engine.recipe import feature_config, load_recipe
+
+    seen = []
+    real = train.train_one_epoch
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one_epoch", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        recipe = load_recipe("laenet-megc2019", ["pretrain.epochs=2", "train.threads=1"])
+        state, report = run.pretrain(recipe, synth_root, feature_config(recipe, 3), "megc2019", tmp_path, False, 1)
+        assert seen == [1, 1] and torch.get_num_threads() == 2 and report["epochs"] == 2
+    finally:
+        torch.set_num_threads(before)

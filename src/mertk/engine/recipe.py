@@ -474,7 +474,7 @@ def validate_recipe(recipe: Recipe) -> dict[str, Any]:
                           f"{len(label_map.classes)} classes")
     config = feature_config(recipe, len(label_map.classes))
     if recipe.select_grid:
-        from .select import parse_select_grid
+        from .grid import parse_select_grid
 
         try:
             parse_select_grid(recipe.select_grid)

@@ -106,12 +106,16 @@ def load_clips(dataset: str, root: Path, label_map: str | None, loader: dict[str
 
 
 def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir: Path | None, progress: bool, workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train the model on the pretraining dataset; returns (state_dict for the folds, report)."""
+    """Train the model on the pretraining dataset; returns (state_dict for the folds, report).
+
+    It trains with the recipe's trainer settings (loss, class weights, sampler, mixup, jitter, threads)
+    but ``pretrain.epochs``, ``lr`` and ``batch_size``, once, with the recipe's ``seed``; values that
+    ``select_grid`` chooses per fold do not reach it."""
     import torch
 
     from ..models import create_model
     from ..preprocess.pipeline import prepare
-    from .train import make_optimizer, make_scheduler, train_one_epoch
+    from .train import make_optimizer, make_scheduler, torch_threads, train_one_epoch
 
     spec = recipe.pretrain
     label_map = spec.label_map or label_map
@@ -135,8 +139,9 @@ def pretrain(recipe: Recipe, data: Path, config: Any, label_map: str, cache_dir:
     generator = torch.Generator().manual_seed(recipe.seed)
     start = time.perf_counter()
     losses = []
-    for _ in range(spec.epochs):
-        losses.append(float(train_one_epoch(model, x, y, optimizer, cfg, generator, scheduler=scheduler)))
+    with torch_threads(cfg.threads):
+        for _ in range(spec.epochs):
+            losses.append(float(train_one_epoch(model, x, y, optimizer, cfg, generator, scheduler=scheduler)))
     # reset: without classifier weights every fold initialises its own classifier (train_folds)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()
              if not (spec.classifier == "reset" and k.startswith("classifier."))}
@@ -691,7 +696,7 @@ def run_recipe(
     A run directory that already holds fold files for the same resolved configuration is resumed.
     """
     say = log or (lambda _line: None)
-    from .select import with_select_grid
+    from .grid import with_select_grid
 
     recipe = with_select_grid(_as_recipe(recipe, overrides), select_grid)
     data = Path(data if data is not None else default_data_dir()).expanduser().resolve()

@@ -10,7 +10,7 @@ test epoch should have done.
 
 The grid takes ``train.*`` keys (the trainer's settings: ``train.lr``, ``train.epochs``...). It is
 the recipe's ``select_grid`` (a list of ``train.KEY=V1,V2`` strings) merged with ``--select-grid``
-(:func:`with_select_grid`: a key on the command line replaces the recipe's). The chosen values and
+(:func:`~mertk.engine.grid.with_select_grid`: a key on the command line replaces the recipe's). The chosen values and
 the inner scores are written per fold to ``selection.json`` in the run directory (a seed ensemble's
 member: in its own folder) and copied into ``results.json``.
 """
@@ -23,34 +23,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
 
 from ..errors import MertkError
-from .grid import combinations, parse_grid
-from .trainconfig import TrainConfig
-
-
-def parse_select_grid(grid: Sequence[str]) -> list[dict[str, Any]]:
-    """The combinations of a ``train.*`` grid as TrainConfig field values (YAML-parsed)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    parsed = parse_grid(grid)
-    for key, _ in parsed:
-        name = key.removeprefix("train.")
-        if not key.startswith("train.") or name not in fields or name in ("seed", "select", "val_fraction"):
-            raise MertkError(f"--select-grid {key}: only trainer keys can be selected inside a fold "
-                             f"(train.lr, train.epochs, ...)")
-    return [{s.partition("=")[0].removeprefix("train."): yaml.safe_load(s.partition("=")[2]) for s in combo}
-            for combo in combinations(parsed)]
-
-
-def with_select_grid(recipe: Any, grid: Sequence[str]) -> Any:
-    """``recipe`` with ``grid`` merged into its ``select_grid`` (a key in ``grid`` replaces the recipe's
-    entry for that key; the order is the recipe's, then the new keys)."""
-    if not grid:
-        return recipe
-    given = dict(parse_grid(grid))
-    kept = [item for item, (key, _) in zip(recipe.select_grid, parse_grid(recipe.select_grid)) if key not in given]
-    return dataclasses.replace(recipe, select_grid=(*kept, *grid))
+from .grid import parse_select_grid
 
 
 def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_fold: Any, samples: Any,

@@ -305,7 +305,8 @@ def _seed(*parts: object) -> int:
 
 
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (``train.threads``; 0 leaves torch's setting alone)."""
     before = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
@@ -496,7 +497,7 @@ def train_folds(
             on_fold_done(result)
 
     label = f"{model_name}: {len(todo)} fold{'s' if len(todo) != 1 else ''}{' (stacked)' if batched else ''}"
-    with _threads(config.threads), ProgressBar(progress, len(todo) * config.epochs, label) as advance:
+    with torch_threads(config.threads), ProgressBar(progress, len(todo) * config.epochs, label) as advance:
         if batched:
             _train_stacked(model_name, model_kwargs, x, y, folds, set(skip_folds), config, init_state, augment,
                            keep_state, probe.to(x.device), advance, done)
@@ -562,7 +563,7 @@ def train_final(model_name: str, model_kwargs: dict, x: torch.Tensor, y: torch.T
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config)
     history = []
-    with _threads(config.threads), ProgressBar(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
+    with torch_threads(config.threads), ProgressBar(progress, config.epochs, f"{model_name}: final model on all clips") as advance:
         for epoch in range(config.epochs):
             lr = optimizer.param_groups[0]["lr"]
             loss, acc = _epoch(model, x, y, None, optimizer, config, generator, augment, scheduler)
