@@ -183,3 +183,20 @@ def test_killed_driver_resumes_with_the_serial_predictions(serial, synth_root, c
     results = json.loads((run_dir / "results.json").read_text())
     assert sum(f["resumed"] for f in results["folds"]) >= len(before)
     assert str(run_dir) in done.stdout
+
+
+def test_nested_selection_on_ray_chooses_and_predicts_as_the_serial_run(ray_local, synth_root, cache, tmp_path):
+    from mertk.engine.rundir import load_choices
+
+    kw = dict(data=synth_root, progress=False, cache_dir=cache, overrides=[*TINY, "train.val_fraction=0.3"],
+              select_grid=["train.lr=1e-2,1e-4"])
+    serial = run_recipe("ststnet-megc2019", out=tmp_path / "serial", **kw)
+    parallel = run_recipe("ststnet-megc2019", out=tmp_path / "ray", train_workers=2, **kw)
+    a, b = load_choices(serial), load_choices(parallel)
+    assert sorted(a) == sorted(b) and len(a) == 12 and a == b
+    fa, fb = load_folds(serial / "folds"), load_folds(parallel / "folds")
+    for name in fa:
+        np.testing.assert_allclose(fa[name].probs, fb[name].probs, rtol=0, atol=1e-6)
+        assert fb[name].history[0]["lr"] == pytest.approx(b[name]["chosen"]["lr"])
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (serial, parallel))
+    assert ra["selected_hyperparameters"] == rb["selected_hyperparameters"] == a

@@ -12,9 +12,9 @@ from mertk.engine import train as train_module
 from mertk.engine.protocols import loso
 from mertk.engine.metrics import read_predictions
 from mertk.engine.run import run_recipe
-from mertk.engine.rundir import load_folds
-from mertk.engine.samples import Samples
 from mertk.engine.grid import parse_select_grid
+from mertk.engine.rundir import load_choices, load_folds
+from mertk.engine.samples import Samples
 from mertk.engine.select import select_for_fold
 from mertk.engine.trainconfig import TrainConfig
 from mertk.errors import MertkError
@@ -114,7 +114,7 @@ def test_ensemble_members_choose_their_own_values(synth_root, tmp_path):
     chosen = results["selected_hyperparameters"]
     assert len(chosen) == 2 * len(results["folds"]) == 24
     for seed in (0, 1):
-        saved = json.loads((run_dir / "members" / f"seed-{seed}" / "selection.json").read_text())
+        saved = load_choices(run_dir / "members" / f"seed-{seed}")
         assert {f"{fold} (seed {seed})": c for fold, c in saved.items()} == {k: v for k, v in chosen.items()
                                                                            if k.endswith(f"(seed {seed})")}
         for name, fold in load_folds(run_dir / "members" / f"seed-{seed}" / "folds").items():

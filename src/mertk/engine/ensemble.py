@@ -1,7 +1,7 @@
 """Seed ensembles (a recipe's ``ensemble.seeds``): every fold trained once per seed, probabilities averaged.
 
 A member is the run's trainer with its ``seed`` replaced; its fold files lie in
-``members/seed-<S>/folds/`` of the run directory (with nested selection, its ``selection.json`` beside
+``members/seed-<S>/folds/`` of the run directory (with nested selection, its ``selection/`` beside
 them), so a killed ensemble resumes member by member and fold by fold. The ensemble's probabilities
 for a test sample are the mean of its members' (:func:`average_folds`); the clip's aggregation (a
 per-frame vote, ten crops) then runs on that mean exactly as for one model. ``results.json`` holds the
@@ -24,7 +24,7 @@ SUMMARY_METRICS = ("uf1", "uar", "accuracy")
 
 
 def member_dir(run_dir: Path, seed: int) -> Path:
-    """The folder of the member trained with ``seed``: its ``folds/``, ``predictions.csv``, ``selection.json``."""
+    """The folder of the member trained with ``seed``: its ``folds/``, ``predictions.csv``, ``selection/``."""
     return Path(run_dir) / "members" / f"seed-{seed}"
 
 

@@ -80,18 +80,24 @@ def ray_session(workers: int, address: str | None = None) -> Iterator[None]:
 
 
 def _fold_task(model_name: str, kwargs: dict, x: Any, y: Any, fold: Any, config: Any, init_state: dict | None,
-               threads: int, folds_dir: str) -> tuple[str, float]:
-    """One fold on a worker: train it with ``threads`` torch threads and save its fold file."""
+               threads: int, folds_dir: str, selection: Any = None) -> tuple[str, float]:
+    """One fold on a worker: train it with ``threads`` torch threads (after choosing its values, with a
+    nested ``selection``) and save its fold file."""
     import dataclasses
 
     import torch
 
     from .rundir import save_fold
+    from .select import select_and_train
     from .train import train_folds
 
     torch.set_num_threads(threads)
-    (result,) = train_folds(model_name, kwargs, x, y, [fold], dataclasses.replace(config, threads=threads),
-                            init_state=init_state, batched=False, progress=False)
+    config = dataclasses.replace(config, threads=threads)
+    if selection is not None:
+        _, result = select_and_train(model_name, kwargs, x, y, fold, config, selection, init_state)
+        return result.fold, result.seconds
+    (result,) = train_folds(model_name, kwargs, x, y, [fold], config, init_state=init_state, batched=False,
+                            progress=False)
     save_fold(Path(folds_dir), result)
     return result.fold, result.seconds
 
@@ -114,12 +120,13 @@ def _cancel_on_error(running: dict[Any, str]) -> Iterator[None]:
 
 def train_folds_ray(model_name: str, kwargs: dict, x: Any, y: Any, folds: Sequence[Any], config: Any,
                     folds_dir: Path, *, workers: int, address: str | None = None, init_state: dict | None = None,
-                    progress: bool = True) -> dict[str, float]:
+                    progress: bool = True, selection: Any = None) -> dict[str, float]:
     """Train ``folds`` as Ray tasks, each writing ``folds_dir/<fold>.npz``; returns seconds per fold.
 
     Locally ``workers`` tasks run at once on :func:`threads_per_worker` threads each; on a cluster at
     most ``workers`` are in flight (1 thread each unless ``config.threads``). Progress counts folds
-    finished across all workers.
+    finished across all workers. With a :class:`~mertk.engine.select.Selection`, every task first
+    chooses its fold's values on the fold's inner validation subjects (nested selection).
     """
     import ray
 
@@ -128,7 +135,7 @@ def train_folds_ray(model_name: str, kwargs: dict, x: Any, y: Any, folds: Sequen
     with ray_session(workers, address):
         threads = threads_per_worker(workers, config.threads) if not address else (config.threads or 1)
         task = ray.remote(num_cpus=1 if not address else threads, max_retries=2)(_fold_task)
-        refs = [ray.put(v) for v in (x, y, init_state)]
+        refs = [ray.put(v) for v in (x, y, init_state, selection)]
         pending = list(folds)
         running: dict[Any, str] = {}
         seconds: dict[str, float] = {}
@@ -138,7 +145,7 @@ def train_folds_ray(model_name: str, kwargs: dict, x: Any, y: Any, folds: Sequen
                 while pending and len(running) < max(workers, 1):
                     fold = pending.pop(0)
                     running[task.remote(model_name, kwargs, refs[0], refs[1], fold, config, refs[2], threads,
-                                        str(folds_dir))] = fold.name
+                                        str(folds_dir), refs[3])] = fold.name
                 (ref,), _ = ray.wait(list(running), num_returns=1)
                 fold_name = running.pop(ref)
                 try:

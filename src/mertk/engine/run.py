@@ -45,7 +45,7 @@ from .inputs import aggregate, model_input_spec, model_view
 from .recipe import (Recipe, apply_set, default_cache_dir, default_data_dir, feature_config, load_recipe,
                      prepare_config, pretrain_config, recipe_from_dict, resolve_root, train_config,
                      validate_recipe)
-from .rundir import SavedFold, load_folds, run_dir_for, save_fold, write_clips
+from .rundir import SavedFold, load_choices, load_folds, run_dir_for, save_fold, write_clips
 from .runconfig import CONFIG_FILE, RunConfig
 from .ensemble import average_folds, member_dir, member_summary
 from .samples import Samples, build_samples, classical_samples, magnify_levels, record_id, sample_folds, masked_inputs
@@ -428,7 +428,7 @@ def _train_strcn(ctx: RunContext, samples: Samples, plan: FoldPlan, todo: list[A
     from .train import train_folds
 
     if ctx.recipe.select_grid:
-        raise MertkError(f"recipe {ctx.recipe.name}: --select-grid does not support strcn_pixels features yet")
+        raise MertkError(f"recipe {ctx.recipe.name}: select_grid does not support strcn_pixels features yet")
     if parallel_wanted:
         ctx.say("strcn_pixels folds are masked per fold: training them one after another, not on Ray")
     for fold in todo:  # the pixel mask is fitted on each fold's training clips
@@ -448,19 +448,26 @@ def _train_tensors(ctx: RunContext, samples: Samples, used: Clips, plan: FoldPla
 
     recipe, tconfig, kwargs = ctx.recipe, ctx.config.train, ctx.model_kwargs
     x = torch.from_numpy(samples.x)
+    selection = None
     if recipe.select_grid:
         if tconfig.select != "last":
-            raise MertkError(f"recipe {recipe.name}: --select-grid chooses on its own inner validation "
+            raise MertkError(f"recipe {recipe.name}: select_grid chooses on its own inner validation "
                              f"subjects; it cannot be combined with train.select={tconfig.select}")
-        from .select import train_selected
+        from .grid import parse_select_grid
+        from .select import Selection
 
-        train_selected(recipe.model.name, kwargs, x, plan.y_samples, plan.clip_folds, plan.folds, todo, samples,
-                       used.subjects, used.y, ctx.config.classes, tconfig, recipe.select_grid, recipe.inference,
-                       recipe.seed, ctx.member_dir, init_state, ctx.progress)
-    elif parallel.wanted(train_workers, ray_address, ctx.say):
+        selection = Selection({f.name: f for f in plan.clip_folds}, samples, used.subjects, used.y,
+                              ctx.config.classes, parse_select_grid(recipe.select_grid), recipe.inference,
+                              recipe.seed, ctx.member_dir)
+    if parallel.wanted(train_workers, ray_address, ctx.say):
         parallel.train_folds_ray(recipe.model.name, kwargs, x, plan.y_samples, todo, tconfig, ctx.folds_dir,
                                  workers=train_workers, address=ray_address, init_state=init_state,
-                                 progress=ctx.progress)
+                                 progress=ctx.progress, selection=selection)
+    elif selection is not None:
+        from .select import train_selected
+
+        train_selected(recipe.model.name, kwargs, x, plan.y_samples, todo, tconfig, selection, init_state,
+                       ctx.progress)
     else:
         batched = None if recipe.fold_batching == "auto" else bool(recipe.fold_batching)
         train_folds(recipe.model.name, kwargs, x, plan.y_samples, plan.folds, tconfig, init_state=init_state,
@@ -528,12 +535,13 @@ def collect_predictions(ctx: RunContext, plan: FoldPlan, done: dict[str, SavedFo
     return rows, histories, fold_info
 
 
-def _selections(members: Sequence[RunContext]) -> dict[str, Any]:
-    """The nested selection's choice per fold (a seed ensemble's per member and fold)."""
+def _selections(members: Sequence[RunContext], plan: FoldPlan) -> dict[str, Any]:
+    """The nested selection's choice per fold (a seed ensemble's per member and fold), in fold order."""
     out: dict[str, Any] = {}
     for m in members:
-        chosen = json.loads((m.member_dir / "selection.json").read_text())
-        out.update(chosen if m.member is None else {f"{fold} (seed {m.member})": c for fold, c in chosen.items()})
+        chosen = load_choices(m.member_dir)
+        out.update({fold.name if m.member is None else f"{fold.name} (seed {m.member})": chosen.get(fold.name)
+                    for fold in plan.folds})
     return out
 
 
@@ -582,7 +590,7 @@ def write_results(ctx: RunContext, prep: Prepared, samples: Samples, plan: FoldP
         "metrics": {k: report[k] for k in ("accuracy", "uf1", "uar", "macro_f1", "n") if k in report},
         "report": report,
         "selection": "inner subject-wise folds (hyperparameters per fold)" if classical else ctx.config.train.select,
-        **({"selected_hyperparameters": _selections(members)} if recipe.select_grid else {}),
+        **({"selected_hyperparameters": _selections(members, plan)} if recipe.select_grid else {}),
         "best_test_epoch_inflated": inflated,
         "clips_used": len(used.records),
         "clips_tested": len(frame),

@@ -1,5 +1,6 @@
-"""Files of a run directory that workers and resumes share: its name (:func:`run_dir_for`) and one fold
-file per finished fold, written atomically (:func:`mertk.fileio.atomic_write`). Imported by the serial
+"""Files of a run directory that workers and resumes share: its name (:func:`run_dir_for`), one fold
+file per finished fold and, with nested selection, one choice per fold (:func:`save_choice`), written
+atomically (:func:`mertk.fileio.atomic_write`). Imported by the serial
 runner, the Ray workers and nested selection alike, so it depends on no other part of the engine that trains."""
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ def save_fold(folds_dir: Path, result: Any) -> Path:
                 if getattr(result, "test_curve", None) is not None else {}))
     atomic_write(path, buffer.getvalue())
     return path
+
+
+def save_choice(run_dir: Path, fold: str, choice: dict[str, Any]) -> Path:
+    """Write nested selection's choice for ``fold`` to ``selection/<fold>.json`` atomically."""
+    folder = Path(run_dir) / "selection"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_safe_name(fold)}.json"
+    atomic_write(path, json.dumps({"fold": fold, **choice}, indent=2))
+    return path
+
+
+def load_choices(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Nested selection's choices of a run directory by fold name (a corrupt file is a DataError naming it)."""
+    out: dict[str, dict[str, Any]] = {}
+    folder = Path(run_dir) / "selection"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            raw = json.loads(path.read_text())
+            out[raw.pop("fold")] = raw
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise DataError(path, f"cannot read the fold's choice ({type(exc).__name__}); delete it and its fold "
+                                  "file to select that fold again") from None
+    return out
 
 
 @dataclass

@@ -10,22 +10,21 @@ test epoch should have done.
 
 The grid takes ``train.*`` keys (the trainer's settings: ``train.lr``, ``train.epochs``...). It is
 the recipe's ``select_grid`` (a list of ``train.KEY=V1,V2`` strings) merged with ``--select-grid``
-(:func:`~mertk.engine.grid.with_select_grid`: a key on the command line replaces the recipe's). The chosen values and
-the inner scores are written per fold to ``selection.json`` in the run directory (a seed ensemble's
-member: in its own folder) and copied into ``results.json``.
+(:func:`~mertk.engine.grid.with_select_grid`: a key on the command line replaces the recipe's). The
+chosen values and the inner scores of each fold are written to ``selection/<fold>.json`` in the run
+directory (a seed ensemble's member: in its own folder) before the fold's file, and gathered into
+``results.json``. Folds run one after another (:func:`train_selected`) or as Ray tasks
+(``--workers``, :func:`mertk.engine.parallel.train_folds_ray`), each selecting and training its fold.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-
-from ..errors import MertkError
-from .grid import parse_select_grid
 
 
 def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_fold: Any, samples: Any,
@@ -60,32 +59,49 @@ def select_for_fold(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_
             "val_subjects": sorted({str(subjects[i]) for i in inner.val})}
 
 
-def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, clip_folds: Sequence[Any],
-                   folds: Sequence[Any], todo: Sequence[Any], samples: Any, subjects: Sequence[str], y: np.ndarray,
-                   classes: Sequence[str], config: Any, grid: Sequence[str], inference: str, seed: int,
-                   run_dir: Path, init_state: dict | None = None, progress: bool = True) -> dict[str, Any]:
-    """Select and train every fold of ``todo`` (see the module docstring); returns ``selection.json``.
+@dataclass(frozen=True)
+class Selection:
+    """What nested selection needs beside the trainer's inputs: the outer clip folds by name, the
+    samples, the clips' subjects and class indices, the class names, the grid's combinations
+    (:func:`~mertk.engine.grid.parse_select_grid`), the inference rule, the seed of the inner splits and
+    the folder of ``folds/`` and ``selection/`` (a run's, or a seed ensemble member's)."""
 
-    ``run_dir`` is the folder of ``selection.json`` and ``folds/`` (a run, or an ensemble member's folder)."""
-    from ..progress import ProgressBar
-    from ..fileio import atomic_write
-    from .rundir import save_fold
+    clip_folds: Mapping[str, Any]
+    samples: Any
+    subjects: Sequence[str]
+    y: np.ndarray
+    classes: Sequence[str]
+    combos: Sequence[dict[str, Any]]
+    inference: str
+    seed: int
+    run_dir: Path
+
+
+def select_and_train(model_name: str, kwargs: dict, x: Any, y_samples: Any, fold: Any, config: Any,
+                     selection: Selection, init_state: dict | None = None) -> tuple[dict[str, Any], Any]:
+    """Choose the values of sample fold ``fold`` on its inner validation subjects, train it with them and
+    save the choice, then the fold file (so a fold file always has its choice); returns both."""
+    from .rundir import save_choice, save_fold
     from .train import train_folds
 
-    combos = parse_select_grid(grid)
-    path = run_dir / "selection.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = json.loads(path.read_text()) if path.is_file() else {}
-    by_name = {f.name: f for f in clip_folds}
-    with ProgressBar(progress, len(todo), f"{model_name}: {len(todo)} folds, {len(combos)} combinations each") as advance:
+    choice = select_for_fold(model_name, kwargs, x, y_samples, selection.clip_folds[fold.name], selection.samples,
+                             selection.subjects, selection.y, selection.classes, config, selection.combos,
+                             selection.inference, selection.seed, init_state)
+    (result,) = train_folds(model_name, kwargs, x, y_samples, [fold], dataclasses.replace(config, **choice["chosen"]),
+                            init_state=init_state, batched=False, progress=False)
+    save_choice(selection.run_dir, fold.name, choice)
+    save_fold(selection.run_dir / "folds", result)
+    return choice, result
+
+
+def train_selected(model_name: str, kwargs: dict, x: Any, y_samples: Any, todo: Sequence[Any], config: Any,
+                   selection: Selection, init_state: dict | None = None, progress: bool = True) -> None:
+    """Select and train every fold of ``todo`` one after another (see the module docstring; on Ray:
+    :func:`mertk.engine.parallel.train_folds_ray` with ``selection``)."""
+    from ..progress import ProgressBar
+
+    label = f"{model_name}: {len(todo)} folds, {len(selection.combos)} combinations each"
+    with ProgressBar(progress, len(todo), label) as advance:
         for fold in todo:
-            choice = select_for_fold(model_name, kwargs, x, y_samples, by_name[fold.name], samples, subjects, y,
-                                     classes, config, combos, inference, seed, init_state)
-            cfg = dataclasses.replace(config, **choice["chosen"])
-            (result,) = train_folds(model_name, kwargs, x, y_samples, [fold], cfg, init_state=init_state,
-                                    batched=False, progress=False)
-            record[fold.name] = choice
-            atomic_write(path, json.dumps(record, indent=2))
-            save_fold(run_dir / "folds", result)
+            select_and_train(model_name, kwargs, x, y_samples, fold, config, selection, init_state)
             advance(1)
-    return {f.name: record.get(f.name) for f in folds}
