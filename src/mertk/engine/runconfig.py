@@ -109,6 +109,12 @@ class RunConfig:
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
     """The :class:`RunConfig` saved in a run directory (a missing or malformed file is a DataError naming it)."""
+    return read_run_files(run_dir)[0]
+
+
+def read_run_files(run_dir: str | Path) -> tuple[RunConfig, dict[str, str]]:
+    """The :class:`RunConfig` saved in a run directory and where the run ran (``cache_dir``, ``run_dir``
+    as written beside it; absent keys are left out). A missing or malformed file is a DataError naming it."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise DataError(path, "missing: not a run directory")
@@ -119,6 +125,7 @@ def read_run_config(run_dir: str | Path) -> RunConfig:
     if not isinstance(raw, Mapping):
         raise DataError(path, "not a mapping of settings")
     try:
-        return RunConfig.from_dict(raw, source=str(path))
+        config = RunConfig.from_dict(raw, source=str(path))
     except RecipeError as exc:
         raise DataError(path, str(exc).removeprefix(f"{path}: ")) from None
+    return config, {k: str(raw[k]) for k in LOCATION_KEYS if raw.get(k)}

@@ -47,9 +47,7 @@ class RunData:
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read a run directory; a folder without ``results.json`` (or with unreadable files) is a DataError."""
-    import yaml
-
-    from ..engine.runconfig import CONFIG_FILE, read_run_config
+    from ..engine.runconfig import CONFIG_FILE, read_run_files
 
     run_dir = Path(run_dir).expanduser()
     if not run_dir.is_dir():
@@ -64,16 +62,16 @@ def load_run(run_dir: str | Path) -> RunData:
     if not isinstance(results, dict) or "metrics" not in results:
         raise DataError(results_path, "not a mertk results file (no 'metrics')")
     _check_scores(results, results_path)
-    config, cache_dir = None, None
+    config, location = None, {}
     if (run_dir / CONFIG_FILE).is_file():
-        config = read_run_config(run_dir)
-        cache_dir = (yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}).get("cache_dir")
+        config, location = read_run_files(run_dir)
     predictions = None
     if (run_dir / "predictions.csv").is_file():
         from ..engine.metrics import read_predictions
 
         predictions = read_predictions(run_dir / "predictions.csv")
-    return RunData(run_dir, config, results, predictions, Path(cache_dir) if cache_dir else None)
+    return RunData(run_dir, config, results, predictions,
+                   Path(location["cache_dir"]) if "cache_dir" in location else None)
 
 
 SCORES = ("accuracy", "uf1", "uar", "macro_f1", "n")
