@@ -137,3 +137,21 @@ def test_compare_and_report_show_the_ensemble_and_each_seed(ensemble_run):
     assert "Seed ensemble" in report["sections"]
     html = (ensemble_run / "report.html").read_text()
     assert "Seed ensemble" in html and "seed 5" in html and "members: mean ± std" in html
+
+
+def test_an_ensemble_on_ray_starts_one_instance_and_equals_the_serial_members(ensemble_run, synth_root, cache,
+                                                                               tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    starts = []
+    real_init = ray.init
+    monkeypatch.setattr(ray, "init", lambda *a, **kw: (starts.append(kw), real_init(*a, **kw))[1])
+    run_dir = run_recipe("ststnet-megc2019", data=synth_root, out=tmp_path, overrides=[*TINY, *SEEDS],
+                         progress=False, cache_dir=cache, train_workers=2)
+    assert len(starts) == 1 and not ray.is_initialized()
+    for seed in (0, 5):
+        a = load_folds(ensemble_run / "members" / f"seed-{seed}" / "folds")
+        b = load_folds(run_dir / "members" / f"seed-{seed}" / "folds")
+        assert sorted(a) == sorted(b) and len(b) == 12
+        for name in a:
+            np.testing.assert_allclose(a[name].probs, b[name].probs, rtol=0, atol=1e-6)

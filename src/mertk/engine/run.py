@@ -26,6 +26,7 @@ batch in progress.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -642,17 +643,24 @@ def train_members(members: Sequence[RunContext], samples: Samples, used: Clips, 
                   init_state: dict | None, train_workers: int,
                   ray_address: str | None) -> tuple[list[dict[str, SavedFold]], list[str]]:
     """Train every member's folds that have no fold file yet; returns every member's finished folds and
-    the folds that were already done in all of them (resumed)."""
+    the folds that were already done in all of them (resumed). The members of a seed ensemble whose
+    folds go to Ray share one Ray instance."""
+    from . import parallel
+
+    ctx = members[0]
+    on_ray = (len(members) > 1 and ctx.kind != "classical" and not ctx.config.features.family.pixel_mask
+              and parallel.wanted(train_workers, ray_address))
     resumed: list[set[str]] = []
-    for m in members:
-        done = load_folds(m.folds_dir)
-        resumed.append({f.name for f in plan.folds if f.name in done})
-        who = "" if m.member is None else f"ensemble member seed {m.member}: "
-        if resumed[-1]:
-            m.say(f"{who}resuming: {len(resumed[-1])} of {len(plan.folds)} folds already done")
-        elif who:
-            m.say(who + f"{len(plan.folds)} folds")
-        train_run_folds(m, samples, used, plan, done, init_state, train_workers, ray_address)
+    with parallel.ray_session(train_workers, ray_address) if on_ray else contextlib.nullcontext():
+        for m in members:
+            done = load_folds(m.folds_dir)
+            resumed.append({f.name for f in plan.folds if f.name in done})
+            who = "" if m.member is None else f"ensemble member seed {m.member}: "
+            if resumed[-1]:
+                m.say(f"{who}resuming: {len(resumed[-1])} of {len(plan.folds)} folds already done")
+            elif who:
+                m.say(who + f"{len(plan.folds)} folds")
+            train_run_folds(m, samples, used, plan, done, init_state, train_workers, ray_address)
     return [finished_folds(m, plan) for m in members], sorted(set.intersection(*resumed))
 
 
